@@ -1,0 +1,7 @@
+"""fastbp: textbook backpropagation as Numba loop kernels, with drop-in
+scikit-learn MLP estimators."""
+
+from ._functional import check_gradients, forward, loss_and_gradients
+
+__all__ = ["check_gradients", "forward", "loss_and_gradients"]
+__version__ = "0.1.0"

@@ -1,0 +1,21 @@
+"""Numba compilation flags and dtype rules, kept in one place.
+
+``contract`` lets LLVM fuse ``c + a * b`` into one FMA instruction, which is
+what makes the row-update ("axpy") loops run near the matmul rate; it never
+reorders a sum, so results stay independent of the thread count.
+Reassociation stays off for the same reason.
+"""
+
+import numpy as np
+
+FASTMATH = {"contract"}
+
+# Serial kernels: elementwise work and small reductions.
+JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+
+# Kernels that split work over threads with prange. Every prange loop gives
+# each output element to exactly one thread, so the result is bitwise the
+# same for any number of threads.
+PARALLEL_JIT = dict(JIT, parallel=True)
+
+FLOAT_DTYPES = (np.float64, np.float32)

@@ -1,0 +1,78 @@
+"""One flat parameter buffer, with coefs_ and intercepts_ as views into it.
+
+Layout, as scikit-learn's L-BFGS packs it: every coefs[l] raveled in C order,
+layer after layer, then every intercepts[l]. One optimizer loop runs over the
+whole buffer, L-BFGS reads and writes it directly, and compiled code gets one
+array instead of a list per layer.
+
+Views do not survive pickling or a user assigning coefs_, so estimators
+rebuild the buffer from coefs_/intercepts_ at every fit.
+"""
+
+import numpy as np
+from numba import njit
+
+from ._config import JIT
+
+
+def n_params(units):
+    return sum(units[i] * units[i + 1] + units[i + 1] for i in range(len(units) - 1))
+
+
+def pack(coefs, intercepts, dtype):
+    """A new flat buffer holding coefs then intercepts, in dtype."""
+    return np.concatenate(
+        [np.asarray(c, dtype=dtype).ravel() for c in coefs]
+        + [np.asarray(b, dtype=dtype).ravel() for b in intercepts]
+    )
+
+
+def unpack(flat, units):
+    """coefs and intercepts as lists of views into flat."""
+    coefs, intercepts = [], []
+    start = 0
+    for fan_in, fan_out in zip(units[:-1], units[1:]):
+        coefs.append(flat[start : start + fan_in * fan_out].reshape(fan_in, fan_out))
+        start += fan_in * fan_out
+    for fan_out in units[1:]:
+        intercepts.append(flat[start : start + fan_out])
+        start += fan_out
+    return coefs, intercepts
+
+
+@njit(**JIT)
+def coef_view(params, units, layer):
+    """coefs[layer] as a (fan_in, fan_out) view of the flat buffer."""
+    start = 0
+    for i in range(layer):
+        start += units[i] * units[i + 1]
+    fan_in, fan_out = units[layer], units[layer + 1]
+    return params[start : start + fan_in * fan_out].reshape((fan_in, fan_out))
+
+
+@njit(**JIT)
+def intercept_view(params, units, layer):
+    """intercepts[layer] as a view of the flat buffer."""
+    start = 0
+    for i in range(units.shape[0] - 1):
+        start += units[i] * units[i + 1]
+    for i in range(layer):
+        start += units[i + 1]
+    return params[start : start + units[layer + 1]]
+
+
+@njit(**JIT)
+def layer_rows(buffer, units, layer, n_rows):
+    """Rows 0..n_rows-1 of layer `layer` (>= 1) in a per-layer workspace buffer.
+
+    The buffer holds, for each layer l >= 1, room for `capacity` rows of
+    units[l] values, capacity = len(buffer) / Σ_{l>=1} units[l].
+    """
+    width_total = 0
+    for i in range(1, units.shape[0]):
+        width_total += units[i]
+    capacity = buffer.shape[0] // width_total
+    start = 0
+    for i in range(1, layer):
+        start += capacity * units[i]
+    return buffer[start : start + n_rows * units[layer]].reshape((n_rows, units[layer]))

@@ -1,0 +1,110 @@
+"""Every input check of the functional API, before compiled code runs.
+
+Kernels only ever see writeable, aligned, C-contiguous float32 or float64
+arrays: Numba compiles one version per layout and read-only flag, and a
+kernel cannot raise a readable error.
+"""
+
+import numpy as np
+
+from ._activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ._config import FLOAT_DTYPES
+from ._losses import ALLOWED_OUTPUTS
+
+BACKENDS = ("loop", "vectorized")
+
+
+def check_option(kind, value, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"Unknown {kind} {value!r}; expected one of {', '.join(map(repr, allowed))}.")
+    return value
+
+
+def check_loss_pair(loss, out_activation):
+    """The loss/output-activation pair must be one backprop's first equation covers."""
+    check_option("loss", loss, tuple(ALLOWED_OUTPUTS))
+    check_option("output activation", out_activation, OUTPUT_ACTIVATIONS)
+    allowed = ALLOWED_OUTPUTS[loss]
+    if out_activation not in allowed:
+        raise ValueError(
+            f"The pair loss={loss!r} with out_activation={out_activation!r} is not allowed: "
+            f"{loss!r} needs one of the output activations {', '.join(map(repr, allowed))}."
+        )
+
+
+def check_names(activation, out_activation, loss, backend):
+    check_option("activation", activation, HIDDEN_ACTIVATIONS)
+    check_option("backend", backend, BACKENDS)
+    if loss is not None:
+        check_loss_pair(loss, out_activation)
+    else:
+        check_option("output activation", out_activation, OUTPUT_ACTIVATIONS)
+
+
+def training_dtype(X):
+    """X's dtype if it is float32 or float64, float64 for anything else."""
+    dtype = getattr(X, "dtype", None)
+    return dtype if dtype in FLOAT_DTYPES else np.dtype(np.float64)
+
+
+def as_kernel_array(a, dtype, name, ndim):
+    """a as a writeable C-contiguous array of dtype, checked for shape and finiteness."""
+    try:
+        arr = np.asarray(a, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}.")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return np.require(arr, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
+
+
+def check_network(coefs, intercepts, dtype):
+    """Layer sizes as an int64 array; each coefs[l] must be (units[l], units[l+1])."""
+    if len(coefs) == 0 or len(coefs) != len(intercepts):
+        raise ValueError(
+            f"coefs and intercepts must be non-empty lists of the same length, "
+            f"got {len(coefs)} and {len(intercepts)}."
+        )
+    coefs = [as_kernel_array(c, dtype, f"coefs[{i}]", 2) for i, c in enumerate(coefs)]
+    intercepts = [as_kernel_array(b, dtype, f"intercepts[{i}]", 1) for i, b in enumerate(intercepts)]
+    units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
+    for i, (c, b) in enumerate(zip(coefs, intercepts)):
+        if c.shape != (units[i], units[i + 1]) or min(c.shape) == 0:
+            raise ValueError(
+                f"coefs[{i}] has shape {c.shape}, expected ({units[i]}, {units[i + 1]}) "
+                "to follow the previous layer."
+            )
+        if b.shape != (units[i + 1],):
+            raise ValueError(f"intercepts[{i}] has shape {b.shape}, expected ({units[i + 1]},).")
+    return np.asarray(units, dtype=np.int64), coefs, intercepts
+
+
+def check_X(X, units, dtype):
+    X = as_kernel_array(X, dtype, "X", 2)
+    if X.shape[0] == 0:
+        raise ValueError("X has 0 samples; at least one is required.")
+    if X.shape[1] != units[0]:
+        raise ValueError(f"X has {X.shape[1]} features, but coefs[0] expects {units[0]}.")
+    return X
+
+
+def check_Y(Y, n_samples, n_outputs, dtype):
+    Y = as_kernel_array(Y, dtype, "Y", 2)
+    if Y.shape != (n_samples, n_outputs):
+        raise ValueError(f"Y has shape {Y.shape}, expected ({n_samples}, {n_outputs}).")
+    return Y
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=dtype)
+    sw = as_kernel_array(sample_weight, dtype, "sample_weight", 1)
+    if sw.shape != (n_samples,):
+        raise ValueError(f"sample_weight has shape {sw.shape}, expected ({n_samples},).")
+    if (sw < 0).any():
+        raise ValueError("sample_weight contains negative values.")
+    if not sw.sum() > 0:
+        raise ValueError("sample_weight sums to zero; at least one sample must have a positive weight.")
+    return sw

@@ -1,0 +1,59 @@
+"""The same maths in matrix form with NumPy: the reference backend.
+
+Same signatures and buffers as ``_network`` so either can be swapped in.
+Activations, losses and deltas come from the shared tables; only the forward
+and backward arithmetic differs: matrix products here, loops there.
+"""
+
+import numpy as np
+
+from ._activations import activate_rows, multiply_derivative_rows
+from ._losses import output_delta, sample_losses
+from ._params import unpack
+
+
+def forward_layers(params, units, X, act_code, out_code):
+    """[A^0 = X, A^1, ..., A^L] with A^l = σ(A^{l-1} W^l + b^l)."""
+    coefs, intercepts = unpack(params, units)
+    layers = [X]
+    for layer, (w, b) in enumerate(zip(coefs, intercepts)):
+        z = layers[-1] @ w
+        z += b
+        activate_rows(out_code if layer == len(coefs) - 1 else act_code, z, 0, z.shape[0])
+        layers.append(z)
+    return layers
+
+
+def forward_pass(params, units, X, act_code, out_code, activations):
+    """The output A^L; `activations` (the loop backend's workspace) is unused."""
+    return forward_layers(params, units, X, act_code, out_code)[-1]
+
+
+def backprop(params, units, X, Y, sample_weight, act_code, out_code, loss_code, alpha, eps,
+             grads, *workspace):
+    """Loss and gradients of one batch in matrix form: Δ^{l-1} = (Δ^l Wᵀ) ⊙ σ',
+    ∇W = (Aᵀ Δ + α W) / Σs, ∇b = Σ_n Δ / Σs. Writes grads; returns
+    (data loss, penalty) as ``_network.backprop`` does."""
+    coefs, _ = unpack(params, units)
+    coef_grads, intercept_grads = unpack(grads, units)
+    layers = forward_layers(params, units, X, act_code, out_code)
+    output = layers[-1]
+    n_samples = X.shape[0]
+    losses = np.empty(n_samples)
+    sample_losses(loss_code, out_code, output, Y, eps, losses)
+    weight_sum = float(np.sum(sample_weight, dtype=np.float64))
+    data_loss = float(np.dot(sample_weight.astype(np.float64), losses)) / weight_sum
+
+    delta = np.empty_like(output)
+    output_delta(loss_code, out_code, output, Y, sample_weight, delta, 0, n_samples)
+    scale = X.dtype.type(1.0 / weight_sum)
+    penalty = 0.0
+    for layer in range(len(coefs) - 1, -1, -1):
+        w = coefs[layer]
+        penalty += float(np.dot(w.ravel().astype(np.float64), w.ravel()))
+        coef_grads[layer][...] = (layers[layer].T @ delta + X.dtype.type(alpha) * w) * scale
+        intercept_grads[layer][...] = delta.sum(axis=0) * scale
+        if layer > 0:
+            delta = delta @ w.T
+            multiply_derivative_rows(act_code, layers[layer], delta, 0, n_samples)
+    return data_loss, 0.5 * alpha * penalty / weight_sum
