@@ -2,6 +2,7 @@
 scikit-learn MLP estimators."""
 
 from ._functional import check_gradients, forward, loss_and_gradients
+from ._mlp import MLPClassifier, MLPRegressor
 
-__all__ = ["check_gradients", "forward", "loss_and_gradients"]
+__all__ = ["MLPClassifier", "MLPRegressor", "check_gradients", "forward", "loss_and_gradients"]
 __version__ = "0.1.0"

@@ -1,0 +1,782 @@
+"""MLPClassifier and MLPRegressor: scikit-learn's API and results, trained by
+the compiled epoch (sgd, adam) or by L-BFGS on one compiled loss-and-gradient
+call per evaluation."""
+
+import copy
+import warnings
+from contextlib import contextmanager
+from numbers import Integral
+
+import numba
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
+from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron as _SkBase
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _network
+from ._activations import ACTIVATION_CODES
+from ._epoch import run_epoch, run_epoch_vectorized
+from ._functional import BACKEND_MODULES
+from ._losses import LOSS_CODES, SQUARED_ERROR
+from ._optimizers import Optimizer
+from ._params import n_params, pack, unpack
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+_EPOCHS = {"loop": run_epoch, "vectorized": run_epoch_vectorized}
+# Rows per compiled call at predict time: bounds the workspace, not the speed.
+_PREDICT_CHUNK = 4096
+_EMPTY_INDEX = np.empty(0, dtype=np.int64)
+
+
+@contextmanager
+def _numba_threads(n_threads):
+    """Run the body on n_threads Numba threads (None: all), restoring the count after."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n_threads is None
+                          else min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _csr_parts(X, dtype):
+    """(dense, data, indices, indptr) as the compiled epoch takes X."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=dtype)
+        return (np.empty((0, 0), dtype=dtype), np.ascontiguousarray(X.data),
+                np.ascontiguousarray(X.indices, dtype=np.int64), np.ascontiguousarray(X.indptr, dtype=np.int64))
+    X = np.require(X, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
+    return X, np.empty(0, dtype=dtype), _EMPTY_INDEX, _EMPTY_INDEX
+
+
+class _BaseMLP(BaseEstimator):
+    _parameter_constraints: dict = {
+        **_SkBase._parameter_constraints,
+        "backend": [StrOptions({"loop", "vectorized"})],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                 learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose,
+                 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
+                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ setup
+
+    def _codes(self):
+        return ACTIVATION_CODES[self.activation], ACTIVATION_CODES[self.out_activation_], LOSS_CODES[self.loss]
+
+    def _data_scale(self):
+        """scikit-learn reports the squared error averaged over outputs (not the penalty)."""
+        return 1.0 / self.n_outputs_ if LOSS_CODES[self.loss] == SQUARED_ERROR else 1.0
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        # Glorot's uniform bound, drawn in float64 layer by layer (weights, then
+        # biases) so the stream matches scikit-learn's.
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            self.coefs_.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype, copy=False))
+            self.intercepts_.append(self._random_state.uniform(-bound, bound, fan_out).astype(dtype, copy=False))
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [b.copy() for b in self.intercepts_]
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _bind_params(self, units, dtype):
+        """Rebuild the flat buffer from coefs_/intercepts_ and make them views of it."""
+        self._params = pack(self.coefs_, self.intercepts_, dtype)
+        self.coefs_, self.intercepts_ = unpack(self._params, units)
+
+    # -------------------------------------------------------------------- fit
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes)
+
+        previous_state = copy.deepcopy(self.__dict__)
+        try:
+            with _numba_threads(self.n_threads):
+                self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes)
+        except BaseException:
+            # A diverged or interrupted fit must not lose the model the user had.
+            self.__dict__.clear()
+            self.__dict__.update(previous_state)
+            raise
+        return self
+
+    def _fit_validated(self, X, y, sample_weight, incremental, hidden_layer_sizes):
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self._check_targets(y)
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
+
+        self._random_state = check_random_state(self.random_state)
+        dtype = X.dtype if self.solver in _STOCHASTIC_SOLVERS else np.dtype(np.float64)
+        if first_pass:
+            self._initialize(y, layer_units, dtype)
+        units = np.asarray(layer_units, dtype=np.int64)
+        self._bind_params(units, dtype)
+        Y = np.ascontiguousarray(y, dtype=dtype)
+        sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
+                         else np.ascontiguousarray(sample_weight, dtype=dtype))
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, Y, sample_weight, units, incremental)
+        else:
+            self._fit_lbfgs(X, Y, sample_weight, units)
+
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+            raise ValueError(
+                "Solver produced non-finite parameter weights: the fit diverged. Try a smaller "
+                "learning_rate_init, or scale the input data (e.g. with StandardScaler). "
+                "The estimator keeps the state it had before this fit."
+            )
+
+    def _check_targets(self, y):
+        """Hook for stricter target checks (the regressor's poisson loss)."""
+
+    def _fit_lbfgs(self, X, Y, sample_weight, units):
+        X, data, indices, indptr = _csr_parts(X, np.float64)
+        if indptr.shape[0] > 0:
+            # TODO(sparse kernels): L-BFGS's full batch needs a sparse first layer.
+            X = sp.csr_matrix((data, indices, indptr)).toarray()
+        act, out, loss = self._codes()
+        work = _network.Workspace(units, X.shape[0], np.float64)
+        backprop = BACKEND_MODULES[self.backend].backprop
+        grads = np.empty_like(self._params)
+        eps = float(np.finfo(np.float64).eps)
+        scale = self._data_scale()
+
+        def loss_and_grad(theta):
+            data_loss, penalty = backprop(theta, units, X, Y, sample_weight, act, out, loss, float(self.alpha),
+                                          eps, grads, work.activations, work.deltas, work.transposed,
+                                          work.losses)
+            # As scikit-learn: the reported loss with the summed loss's gradient.
+            return scale * data_loss + penalty, grads.copy()
+
+        iteration = [0]
+
+        def report(intermediate_result):
+            iteration[0] += 1
+            print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
+
+        opt_res = scipy.optimize.minimize(
+            loss_and_grad, self._params.copy(), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            callback=report if self.verbose else None,
+        )
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        self._params[:] = opt_res.x
+
+    def _validation_split(self, y, sample_weight):
+        """Train and validation row indices, split as scikit-learn splits X itself."""
+        stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
+        train_idx, val_idx = train_test_split(
+            np.arange(y.shape[0]), random_state=self._random_state,
+            test_size=self.validation_fraction, stratify=stratify,
+        )
+        if val_idx.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
+            )
+        return train_idx, val_idx
+
+    def _fit_stochastic(self, X, Y, sample_weight, units, incremental):
+        dtype = self._params.dtype
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = Optimizer(
+                self.solver, n_params(units), dtype, learning_rate_init=self.learning_rate_init,
+                learning_rate=self.learning_rate, momentum=self.momentum,
+                nesterovs_momentum=self.nesterovs_momentum, power_t=self.power_t,
+                beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+            )
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+
+        if self.early_stopping:
+            train_idx, val_idx = self._validation_split(Y, sample_weight)
+            X_val = X[val_idx]
+            y_val = Y[val_idx]
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+            sw_val = sample_weight[val_idx]
+        else:
+            train_idx = None
+            X_val = y_val = sw_val = None
+
+        n_samples = X.shape[0] if train_idx is None else train_idx.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        Xd, data, indices, indptr = _csr_parts(X, dtype)
+        work = _network.Workspace(units, batch_size, dtype)
+        x_batch = np.empty((batch_size, units[0]), dtype=dtype)
+        y_batch = np.empty((batch_size, units[-1]), dtype=dtype)
+        sw_batch = np.empty(batch_size, dtype=dtype)
+        grads = np.empty_like(self._params)
+        act, out, loss = self._codes()
+        epoch = _EPOCHS[self.backend]
+        eps = float(np.finfo(dtype).eps)
+        sample_idx = np.arange(n_samples, dtype=np.int64)
+
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    # Composes with the previous epoch's order, as scikit-learn does.
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                rows = sample_idx if train_idx is None else train_idx[sample_idx]
+                total, self._optimizer.t = epoch(
+                    self._params, units, Xd, data, indices, indptr, Y, sample_weight,
+                    np.ascontiguousarray(rows, dtype=np.int64), batch_size, act, out, loss,
+                    float(self.alpha), eps, self._data_scale(), grads, *self._optimizer.step_args(),
+                    x_batch, y_batch, sw_batch, work.activations, work.deltas, work.transposed, work.losses,
+                )
+                self.n_iter_ += 1
+                self.loss_ = total / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+
+                self._update_no_improvement_count(X_val, y_val, sw_val)
+                self._optimizer.iteration_ends(self.t_)
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self.early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d consecutive epochs."
+                               % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
+                               % (self.tol, self.n_iter_no_change))
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
+                        "hasn't converged yet." % self.max_iter,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            # The compiled epoch cannot stop midway: the weights are those of the
+            # last completed epoch, a consistent state.
+            warnings.warn("Training interrupted by user.")
+
+        if self.early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _update_no_improvement_count(self, X_val, y_val, sw_val):
+        if self.early_stopping:
+            val_score = self._score(X_val, y_val, sample_weight=sw_val)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            # Strict comparisons: a tie neither resets nor counts as an improvement.
+            if val_score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if val_score > self.best_validation_score_:
+                self.best_validation_score_ = val_score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [b.copy() for b in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. %s is not stochastic." % self.solver
+            )
+        return True
+
+    # ---------------------------------------------------------------- predict
+
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        dtype = self.coefs_[0].dtype
+        units = np.asarray([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_], dtype=np.int64)
+        params = pack(self.coefs_, self.intercepts_, dtype)
+        act, out, _ = self._codes()
+        n_samples = X.shape[0]
+        work = _network.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype)
+        forward = BACKEND_MODULES[self.backend].forward_pass
+        output = np.empty((n_samples, units[-1]), dtype=dtype)
+        with _numba_threads(self.n_threads):
+            for start in range(0, n_samples, _PREDICT_CHUNK):
+                chunk = X[start:start + _PREDICT_CHUNK]
+                chunk = chunk.toarray() if sp.issparse(chunk) else chunk
+                chunk = np.require(chunk, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
+                output[start:start + chunk.shape[0]] = forward(params, units, chunk, act, out, work.activations)
+        return output
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, a drop-in for scikit-learn's.
+
+    Same parameters, defaults, attributes and results as
+    ``sklearn.neural_network.MLPClassifier``, trained by fastbp's compiled
+    backprop. The output is softmax for multiclass targets and logistic for
+    binary and multilabel ones, with the log-loss.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        Neurons in each hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        'lbfgs' always optimizes in float64, as scipy's L-BFGS-B does (coefs_
+        are float64); 'sgd' and 'adam' train in float32 when X is float32.
+    alpha : float, default=0.0001
+        L2 penalty, divided by the (weighted) number of samples of a batch.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size; 'auto' is min(200, n_samples).
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        sgd's schedule.
+    learning_rate_init : float, default=0.001
+        Initial step size (sgd, adam).
+    power_t : float, default=0.5
+        Exponent of the invscaling schedule.
+    max_iter : int, default=200
+        Epochs (sgd, adam) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Shuffle samples every epoch (sgd, adam).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffles and the early-stopping split.
+    tol : float, default=1e-4
+        Tolerance of the stopping test.
+    verbose : bool, default=False
+        Print the loss at each epoch, or at each L-BFGS iteration.
+    warm_start : bool, default=False
+        Start from the previous fit's weights.
+    momentum : float, default=0.9
+        sgd's momentum.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum (sgd).
+    early_stopping : bool, default=False
+        Hold out validation_fraction of the data and stop when its score stalls.
+    validation_fraction : float, default=0.1
+        Share of the data held out for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's decay rates.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability term.
+    n_iter_no_change : int, default=10
+        Epochs without improvement by tol before stopping.
+    max_fun : int, default=15000
+        Loss evaluations allowed to lbfgs.
+    backend : {'loop', 'vectorized'}, default='loop'
+        Numba loop kernels, or NumPy matrix products.
+    n_threads : int, default=None
+        Numba threads used by this estimator; None uses all.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    loss_ : float
+        Loss at the end of fit.
+    best_loss_ : float or None
+        Lowest training loss (sgd, adam without early stopping).
+    loss_curve_ : list of float
+        Loss per epoch (sgd, adam).
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch with early_stopping.
+    best_validation_score_ : float or None
+        Best validation accuracy with early_stopping.
+    t_ : int
+        Training samples seen.
+    coefs_ : list of ndarray of shape (fan_in, fan_out)
+        Weights, coefs_[l][k, j] from neuron k of layer l to neuron j of layer l+1.
+    intercepts_ : list of ndarray of shape (fan_out,)
+        Biases.
+    n_features_in_ : int
+        Number of features seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when X was a DataFrame with string column names.
+    n_iter_ : int
+        Epochs or iterations run by the last fit.
+    n_layers_ : int
+        Layers, input and output included.
+    n_outputs_ : int
+        Output units.
+    out_activation_ : str
+        Output activation.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastbp import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(20,), solver="lbfgs", random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.95
+    True
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend="loop", n_threads=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, loss="log_loss", shuffle=shuffle,
+            random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend, n_threads=n_threads,
+        )
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the previous "
+                        f"call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                    f"'y' has {classes}."
+                )
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Predicted classes.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with one epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+        classes : array of shape (n_classes,), default=None
+            All classes, required on the first call.
+
+        Returns
+        -------
+        self : object
+            The updated model.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities, ordered as classes_.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Class probabilities, ordered as classes_.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, a drop-in for scikit-learn's.
+
+    Same parameters, defaults, attributes and results as
+    ``sklearn.neural_network.MLPRegressor``. With several outputs and the
+    squared error, the reported loss (loss_, loss_curve_, and the value L-BFGS
+    sees) averages the data term over the outputs while the steps follow the
+    gradient of the summed loss, exactly as scikit-learn does.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        The loss; poisson uses an exp output and needs non-negative targets.
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, \
+warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, \
+beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads
+        As in :class:`MLPClassifier`; the early-stopping score is R².
+
+    Attributes
+    ----------
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, \
+coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
+n_outputs_, out_activation_
+        As in :class:`MLPClassifier`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from fastbp import MLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=0.1, random_state=0)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(20,), solver="lbfgs", max_iter=500, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.99
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": _SkMLPRegressor._parameter_constraints["loss"],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 max_fun=15000, backend="loop", n_threads=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, loss=loss, shuffle=shuffle,
+            random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend, n_threads=n_threads,
+        )
+
+    def _output_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _check_targets(self, y):
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError("The poisson loss needs non-negative targets; y contains negative values.")
+
+    def predict(self, X):
+        """Predict with the fitted network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with one epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+
+        Returns
+        -------
+        self : object
+            The updated model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)

@@ -1,0 +1,275 @@
+"""The loop backend against the vectorized one; dtypes, thread counts and memory layouts."""
+
+import numba
+import numpy as np
+import pytest
+from _reference import (
+    ALLOWED_PAIRS,
+    HIDDEN_ACTIVATIONS,
+    draw_problem,
+    max_rel_err,
+    pair_id,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastbp
+
+
+@st.composite
+def problems(draw, dtype):
+    activation = draw(st.sampled_from(HIDDEN_ACTIVATIONS))
+    out_activation, loss = draw(st.sampled_from(ALLOWED_PAIRS))
+    hidden = tuple(draw(st.lists(st.integers(1, 12), min_size=0, max_size=3)))
+    return draw_problem(
+        draw(st.integers(0, 2**32 - 1)),
+        hidden=hidden,
+        activation=activation,
+        out_activation=out_activation,
+        loss=loss,
+        n_samples=draw(st.integers(1, 40)),
+        n_features=draw(st.integers(1, 8)),
+        n_outputs=draw(st.integers(1, 5)),
+        alpha=draw(st.sampled_from([0.0, 0.01, 1.0])),
+        weighted=draw(st.booleans()),
+        dtype=dtype,
+        min_abs_z=1e-3 if dtype == np.float64 else 1e-2,
+    )
+
+
+def _both_backends(coefs, intercepts, X, Y, options):
+    forward_options = {k: options[k] for k in ("activation", "out_activation")}
+    results = {}
+    for backend in ("loop", "vectorized"):
+        out = fastbp.forward(coefs, intercepts, X, backend=backend, **forward_options)
+        value, coef_grads, intercept_grads = fastbp.loss_and_gradients(
+            coefs, intercepts, X, Y, backend=backend, **options
+        )
+        results[backend] = (out, value, [*coef_grads, *intercept_grads])
+    return results
+
+
+def _assert_backends_agree(problem, dtype, tol):
+    coefs, intercepts, X, Y, options = problem
+    results = _both_backends(coefs, intercepts, X, Y, options)
+    for backend, (out, value, grads) in results.items():
+        assert out.dtype == dtype, backend
+        assert all(g.dtype == dtype for g in grads), backend
+        assert np.isfinite(value)
+    (out_l, value_l, grads_l), (out_v, value_v, grads_v) = results["loop"], results["vectorized"]
+    assert max_rel_err([out_l], [out_v]) < tol
+    assert abs(value_l - value_v) <= tol * abs(value_v)
+    assert max_rel_err(grads_l, grads_v) < tol
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(problem=problems(np.float64))
+def test_loop_matches_vectorized_float64(problem):
+    _assert_backends_agree(problem, np.float64, 1e-12)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(problem=problems(np.float32))
+def test_loop_matches_vectorized_float32(problem):
+    _assert_backends_agree(problem, np.float32, 1e-5)
+
+
+# ---------------------------------------------------------------- dtypes
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_float32_input_gives_float32_outputs_and_gradients(backend):
+    """Y, sample_weight, coefs and intercepts follow X's dtype: float32 X with float64
+    everything else trains in float32, exactly as if all were cast to float32 first."""
+    coefs, intercepts, X, Y, options = draw_problem(
+        1, hidden=(5,), activation="tanh", out_activation="softmax", loss="log_loss",
+        n_samples=8, alpha=0.1, weighted=True,
+    )
+    X32 = X.astype(np.float32)
+    out = fastbp.forward(coefs, intercepts, X32, activation="tanh", out_activation="softmax",
+                         backend=backend)
+    assert out.dtype == np.float32
+    _, cg, ig = fastbp.loss_and_gradients(coefs, intercepts, X32, Y, backend=backend, **options)
+    assert all(g.dtype == np.float32 for g in [*cg, *ig])
+
+    cast = dict(options, sample_weight=options["sample_weight"].astype(np.float32))
+    coefs32 = [W.astype(np.float32) for W in coefs]
+    intercepts32 = [b.astype(np.float32) for b in intercepts]
+    out32 = fastbp.forward(coefs32, intercepts32, X32, activation="tanh",
+                           out_activation="softmax", backend=backend)
+    _, cg32, ig32 = fastbp.loss_and_gradients(
+        coefs32, intercepts32, X32, Y.astype(np.float32), backend=backend, **cast
+    )
+    np.testing.assert_array_equal(out, out32)
+    for g, g32 in zip([*cg, *ig], [*cg32, *ig32]):
+        np.testing.assert_array_equal(g, g32)
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+@pytest.mark.parametrize("x_dtype", [np.int64, np.int32, np.float16, bool])
+def test_other_x_dtypes_run_in_float64(x_dtype, backend):
+    rng = np.random.default_rng(2)
+    coefs, intercepts, _, Y, options = draw_problem(
+        2, hidden=(4,), activation="tanh", out_activation="identity", loss="squared_error",
+        n_samples=6, dtype=np.float32,
+    )
+    X = rng.integers(0, 2, size=(6, 3)).astype(x_dtype)
+    X64 = X.astype(np.float64)
+    out = fastbp.forward(coefs, intercepts, X, activation="tanh", out_activation="identity",
+                         backend=backend)
+    assert out.dtype == np.float64
+    value, cg, ig = fastbp.loss_and_gradients(coefs, intercepts, X, Y, backend=backend,
+                                              **options)
+    assert all(g.dtype == np.float64 for g in [*cg, *ig])
+    value64, cg64, ig64 = fastbp.loss_and_gradients(
+        [W.astype(np.float64) for W in coefs], [b.astype(np.float64) for b in intercepts],
+        X64, Y.astype(np.float64), backend=backend, **options,
+    )
+    assert value == value64
+    for g, g64 in zip([*cg, *ig], [*cg64, *ig64]):
+        np.testing.assert_array_equal(g, g64)
+
+
+def test_float64_input_with_float32_parameters_runs_in_float64():
+    coefs, intercepts, X, Y, options = draw_problem(
+        3, hidden=(4,), activation="relu", out_activation="softmax", loss="log_loss",
+        dtype=np.float32,
+    )
+    X64 = X.astype(np.float64)
+    assert fastbp.forward(coefs, intercepts, X64).dtype == np.float64
+    _, cg, ig = fastbp.loss_and_gradients(coefs, intercepts, X64, Y, **options)
+    assert all(g.dtype == np.float64 for g in [*cg, *ig])
+
+
+# ---------------------------------------------------------------- threads
+THREAD_CASES = [
+    ("relu", ("softmax", "log_loss")),
+    ("tanh", ("identity", "squared_error")),
+    ("logistic", ("exp", "poisson")),
+    ("relu", ("logistic", "log_loss")),
+]
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 threads")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation, pair", THREAD_CASES,
+                         ids=[f"{a}-{pair_id(p)}" for a, p in THREAD_CASES])
+def test_loop_results_bitwise_equal_for_1_and_all_threads(activation, pair, dtype):
+    out_activation, loss = pair
+    coefs, intercepts, X, Y, options = draw_problem(
+        4, hidden=(37, 19), activation=activation, out_activation=out_activation, loss=loss,
+        n_samples=257, n_features=13, n_outputs=5, alpha=0.01, weighted=True, dtype=dtype,
+        min_abs_z=0.0,
+    )
+    forward_options = {k: options[k] for k in ("activation", "out_activation")}
+    previous = numba.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS, 1):
+            numba.set_num_threads(threads)
+            out = fastbp.forward(coefs, intercepts, X, **forward_options)
+            value, cg, ig = fastbp.loss_and_gradients(coefs, intercepts, X, Y, **options)
+            runs.append((out, value, [*cg, *ig]))
+    finally:
+        numba.set_num_threads(previous)
+    (out1, value1, grads1), (outn, valuen, gradsn), _ = runs
+    np.testing.assert_array_equal(out1, outn)
+    assert value1 == valuen
+    for g1, gn in zip(grads1, gradsn):
+        np.testing.assert_array_equal(g1, gn)
+
+
+# ---------------------------------------------------------------- layouts
+def _readonly(a):
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+def _strided(a):
+    """The same values as a view with a step of 2 along the first axis."""
+    a = np.asarray(a)
+    big = np.zeros((2 * a.shape[0], *a.shape[1:]), dtype=a.dtype)
+    big[::2] = a
+    return big[::2]
+
+
+LAYOUTS = {
+    "fortran": np.asfortranarray,
+    "strided": _strided,
+    "readonly": _readonly,
+    "fortran-readonly": lambda a: _readonly(np.asfortranarray(a)),
+    "transposed-view": lambda a: np.ascontiguousarray(np.asarray(a).T).T,
+}
+
+
+def _results(coefs, intercepts, X, Y, options, backend):
+    fo = {k: options[k] for k in ("activation", "out_activation")}
+    out = fastbp.forward(coefs, intercepts, X, backend=backend, **fo)
+    value, cg, ig = fastbp.loss_and_gradients(coefs, intercepts, X, Y, backend=backend,
+                                              **options)
+    return [out, np.array(value), *cg, *ig]
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("which", ["X", "Y", "coefs", "intercepts", "sample_weight", "all"])
+def test_layouts_give_results_equal_to_c_ordered(which, layout, backend):
+    coefs, intercepts, X, Y, options = draw_problem(
+        6, hidden=(7, 5), activation="tanh", out_activation="softmax", loss="log_loss",
+        n_samples=11, n_outputs=3, alpha=0.1, weighted=True,
+    )
+    expected = _results(coefs, intercepts, X, Y, options, backend)
+    change = LAYOUTS[layout]
+    if layout == "transposed-view" and which in ("intercepts", "sample_weight"):
+        pytest.skip("1-D arrays have no transposed layout")
+    if which in ("X", "all"):
+        X = change(X)
+    if which in ("Y", "all"):
+        Y = change(Y)
+    if which in ("coefs", "all"):
+        coefs = [change(W) for W in coefs]
+    if which in ("intercepts", "all") and layout != "transposed-view":
+        intercepts = [change(b) for b in intercepts]
+    if which in ("sample_weight", "all") and layout != "transposed-view":
+        options = dict(options, sample_weight=change(options["sample_weight"]))
+    got = _results(coefs, intercepts, X, Y, options, backend)
+    if backend == "loop":  # the wrapper copies into C order: the same bits
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
+    else:  # numpy may pick another summation order for another layout
+        assert max_rel_err(got, expected) < 1e-13
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_readonly_memmap_inputs_work(tmp_path, backend):
+    coefs, intercepts, X, Y, options = draw_problem(
+        8, hidden=(6,), activation="relu", out_activation="logistic", loss="log_loss",
+        n_samples=9, weighted=True,
+    )
+    expected = _results(coefs, intercepts, X, Y, options, backend)
+    path = tmp_path / "X.dat"
+    mm = np.memmap(path, dtype=X.dtype, mode="w+", shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    del mm
+    X_mm = np.memmap(path, dtype=X.dtype, mode="r", shape=X.shape)
+    assert not X_mm.flags.writeable
+    got = _results(coefs, intercepts, X_mm, Y, options, backend)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_inputs_are_not_modified(backend, dtype):
+    coefs, intercepts, X, Y, options = draw_problem(
+        9, hidden=(5, 4), activation="logistic", out_activation="softmax", loss="log_loss",
+        n_samples=7, alpha=0.5, weighted=True, dtype=dtype,
+    )
+    inputs = [X, Y, options["sample_weight"], *coefs, *intercepts]
+    saved = [a.copy() for a in inputs]
+    _results(coefs, intercepts, X, Y, options, backend)
+    fastbp.check_gradients(coefs, intercepts, X, Y, backend=backend, **options)
+    for a, s in zip(inputs, saved):
+        np.testing.assert_array_equal(a, s)
