@@ -159,3 +159,64 @@ def squared_norm(x):
     for i in range(x.shape[0]):
         total += float(x[i]) * float(x[i])
     return total
+
+
+@njit(**PARALLEL_JIT)
+def forward_layer_sparse(data, indices, indptr, coefs, intercepts, act_code, activations_out):
+    """z_j = Σ_k w_kj x_k + b_j over the stored nonzeros x_k of each CSR row."""
+    n_samples = indptr.shape[0] - 1
+    for n in prange(n_samples):
+        z = activations_out[n]
+        z[:] = intercepts
+        for p in range(indptr[n], indptr[n + 1]):
+            x = data[p]
+            w = coefs[indices[p]]
+            for j in range(z.shape[0]):
+                z[j] += x * w[j]
+        activate_rows(act_code, activations_out, n, n + 1)
+
+
+@njit(**PARALLEL_JIT)
+def coef_grads_layer_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, weight_sum, coef_grads):
+    """∂C/∂w_kj = (Σ_n x_nk δ_nj + α w_kj) / Σ_n s_n over the nonzeros of column k (BP4).
+
+    X comes transposed (CSC: column k holds rows col_rows[col_ptr[k]:col_ptr[k+1]],
+    in increasing order), so each thread owns whole rows k of the gradient.
+    """
+    fan_in = coefs.shape[0]
+    zero = delta.dtype.type(0)
+    scale = delta.dtype.type(1.0 / weight_sum)
+    alpha_ = delta.dtype.type(alpha)
+    for k in prange(fan_in):
+        g = coef_grads[k]
+        g[:] = zero
+        for p in range(col_ptr[k], col_ptr[k + 1]):
+            x = col_data[p]
+            d = delta[col_rows[p]]
+            for j in range(g.shape[0]):
+                g[j] += x * d[j]
+        w = coefs[k]
+        for j in range(g.shape[0]):
+            g[j] = (g[j] + alpha_ * w[j]) * scale
+
+
+@njit(**JIT)
+def csr_to_csc(data, indices, indptr, n_cols, col_data, col_rows, col_ptr):
+    """The transpose of a CSR matrix as CSC arrays, rows kept in increasing order
+    within each column (a counting sort over column indices)."""
+    n_rows = indptr.shape[0] - 1
+    col_ptr[:] = 0
+    for p in range(indptr[n_rows]):
+        col_ptr[indices[p] + 1] += 1
+    for k in range(n_cols):
+        col_ptr[k + 1] += col_ptr[k]
+    # col_ptr[k] serves as column k's write cursor, then is shifted back to its start.
+    for n in range(n_rows):
+        for p in range(indptr[n], indptr[n + 1]):
+            k = indices[p]
+            col_data[col_ptr[k]] = data[p]
+            col_rows[col_ptr[k]] = n
+            col_ptr[k] += 1
+    for k in range(n_cols, 0, -1):
+        col_ptr[k] = col_ptr[k - 1]
+    col_ptr[0] = 0

@@ -4,13 +4,14 @@ call per evaluation."""
 
 import copy
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from numbers import Integral
 
 import numba
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -37,29 +38,30 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _EPOCHS = {"loop": run_epoch, "vectorized": run_epoch_vectorized}
 # Rows per compiled call at predict time: bounds the workspace, not the speed.
 _PREDICT_CHUNK = 4096
-_EMPTY_INDEX = np.empty(0, dtype=np.int64)
 
 
 @contextmanager
-def _numba_threads(n_threads):
-    """Run the body on n_threads Numba threads (None: all), restoring the count after."""
+def _thread_limits(backend, n_threads):
+    """Run the body on n_threads threads (None: all), restoring the counts after.
+
+    The loop backend's threads are Numba's. The vectorized backend's are
+    BLAS's, and its elementwise kernels run on one Numba thread: two thread
+    pools taking turns on the same cores wake and spin against each other,
+    which was measured to cost milliseconds per minibatch.
+    """
     previous = numba.get_num_threads()
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n_threads is None
-                          else min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    if backend == "vectorized":
+        numba.set_num_threads(1)
+        blas = threadpool_limits(n_threads, user_api="blas")
+    else:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n_threads is None
+                              else min(n_threads, numba.config.NUMBA_NUM_THREADS))
+        blas = nullcontext()
     try:
-        yield
+        with blas:
+            yield
     finally:
         numba.set_num_threads(previous)
-
-
-def _csr_parts(X, dtype):
-    """(dense, data, indices, indptr) as the compiled epoch takes X."""
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=dtype)
-        return (np.empty((0, 0), dtype=dtype), np.ascontiguousarray(X.data),
-                np.ascontiguousarray(X.indices, dtype=np.int64), np.ascontiguousarray(X.indptr, dtype=np.int64))
-    X = np.require(X, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
-    return X, np.empty(0, dtype=dtype), _EMPTY_INDEX, _EMPTY_INDEX
 
 
 class _BaseMLP(BaseEstimator):
@@ -154,7 +156,7 @@ class _BaseMLP(BaseEstimator):
 
         previous_state = copy.deepcopy(self.__dict__)
         try:
-            with _numba_threads(self.n_threads):
+            with _thread_limits(self.backend, self.n_threads):
                 self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes)
         except BaseException:
             # A diverged or interrupted fit must not lose the model the user had.
@@ -200,21 +202,17 @@ class _BaseMLP(BaseEstimator):
         """Hook for stricter target checks (the regressor's poisson loss)."""
 
     def _fit_lbfgs(self, X, Y, sample_weight, units):
-        X, data, indices, indptr = _csr_parts(X, np.float64)
-        if indptr.shape[0] > 0:
-            # TODO(sparse kernels): L-BFGS's full batch needs a sparse first layer.
-            X = sp.csr_matrix((data, indices, indptr)).toarray()
+        inputs = _network.input_arrays(X, np.float64)
         act, out, loss = self._codes()
-        work = _network.Workspace(units, X.shape[0], np.float64)
+        work = _network.Workspace(units, X.shape[0], np.float64, max_nnz=inputs[1].shape[0])
         backprop = BACKEND_MODULES[self.backend].backprop
         grads = np.empty_like(self._params)
         eps = float(np.finfo(np.float64).eps)
         scale = self._data_scale()
 
         def loss_and_grad(theta):
-            data_loss, penalty = backprop(theta, units, X, Y, sample_weight, act, out, loss, float(self.alpha),
-                                          eps, grads, work.activations, work.deltas, work.transposed,
-                                          work.losses)
+            data_loss, penalty = backprop(theta, units, *inputs, Y, sample_weight, act, out, loss,
+                                          float(self.alpha), eps, grads, *work.buffers())
             # As scikit-learn: the reported loss with the summed loss's gradient.
             return scale * data_loss + penalty, grads.copy()
 
@@ -277,9 +275,13 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        Xd, data, indices, indptr = _csr_parts(X, dtype)
-        work = _network.Workspace(units, batch_size, dtype)
-        x_batch = np.empty((batch_size, units[0]), dtype=dtype)
+        inputs = _network.input_arrays(X, dtype)
+        nnz = inputs[1].shape[0]
+        work = _network.Workspace(units, batch_size, dtype, max_nnz=nnz)
+        x_batch = np.empty((0 if nnz else batch_size, units[0]), dtype=dtype)
+        batch_data = np.empty(nnz, dtype=dtype)
+        batch_indices = np.empty(nnz, dtype=np.int64)
+        batch_indptr = np.empty(batch_size + 1 if nnz else 0, dtype=np.int64)
         y_batch = np.empty((batch_size, units[-1]), dtype=dtype)
         sw_batch = np.empty(batch_size, dtype=dtype)
         grads = np.empty_like(self._params)
@@ -296,10 +298,10 @@ class _BaseMLP(BaseEstimator):
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 rows = sample_idx if train_idx is None else train_idx[sample_idx]
                 total, self._optimizer.t = epoch(
-                    self._params, units, Xd, data, indices, indptr, Y, sample_weight,
+                    self._params, units, *inputs, Y, sample_weight,
                     np.ascontiguousarray(rows, dtype=np.int64), batch_size, act, out, loss,
                     float(self.alpha), eps, self._data_scale(), grads, *self._optimizer.step_args(),
-                    x_batch, y_batch, sw_batch, work.activations, work.deltas, work.transposed, work.losses,
+                    x_batch, batch_data, batch_indices, batch_indptr, y_batch, sw_batch, *work.buffers(),
                 )
                 self.n_iter_ += 1
                 self.loss_ = total / n_samples
@@ -402,12 +404,13 @@ class _BaseMLP(BaseEstimator):
         work = _network.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype)
         forward = BACKEND_MODULES[self.backend].forward_pass
         output = np.empty((n_samples, units[-1]), dtype=dtype)
-        with _numba_threads(self.n_threads):
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+        with _thread_limits(self.backend, self.n_threads):
             for start in range(0, n_samples, _PREDICT_CHUNK):
-                chunk = X[start:start + _PREDICT_CHUNK]
-                chunk = chunk.toarray() if sp.issparse(chunk) else chunk
-                chunk = np.require(chunk, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
-                output[start:start + chunk.shape[0]] = forward(params, units, chunk, act, out, work.activations)
+                chunk = _network.input_arrays(X[start:start + _PREDICT_CHUNK], dtype)
+                stop = min(start + _PREDICT_CHUNK, n_samples)
+                output[start:stop] = forward(params, units, *chunk, act, out, work.activations)
         return output
 
     def _score_with_function(self, X, y, sample_weight, score_function):

@@ -6,6 +6,7 @@ and backward arithmetic differs: matrix products here, loops there.
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._activations import activate_rows, multiply_derivative_rows
 from ._losses import output_delta, sample_losses
@@ -24,16 +25,24 @@ def forward_layers(params, units, X, act_code, out_code):
     return layers
 
 
-def forward_pass(params, units, X, act_code, out_code, activations):
+def as_matrix(X, data, indices, indptr, n_features):
+    """X itself (dense or scipy sparse), or the scipy CSR matrix of (data, indices, indptr)."""
+    if indptr is not None and indptr.shape[0] > 0:
+        return sp.csr_matrix((data, indices, indptr), shape=(indptr.shape[0] - 1, n_features))
+    return X
+
+
+def forward_pass(params, units, X, data, indices, indptr, act_code, out_code, activations=None):
     """The output A^L; `activations` (the loop backend's workspace) is unused."""
-    return forward_layers(params, units, X, act_code, out_code)[-1]
+    return forward_layers(params, units, as_matrix(X, data, indices, indptr, units[0]), act_code, out_code)[-1]
 
 
-def backprop(params, units, X, Y, sample_weight, act_code, out_code, loss_code, alpha, eps,
-             grads, *workspace):
+def backprop(params, units, X, data, indices, indptr, Y, sample_weight, act_code, out_code, loss_code,
+             alpha, eps, grads, *workspace):
     """Loss and gradients of one batch in matrix form: Δ^{l-1} = (Δ^l Wᵀ) ⊙ σ',
     ∇W = (Aᵀ Δ + α W) / Σs, ∇b = Σ_n Δ / Σs. Writes grads; returns
     (data loss, penalty) as ``_network.backprop`` does."""
+    X = as_matrix(X, data, indices, indptr, units[0])
     coefs, _ = unpack(params, units)
     coef_grads, intercept_grads = unpack(grads, units)
     layers = forward_layers(params, units, X, act_code, out_code)

@@ -1,0 +1,1 @@
+"""fastbp's benchmark suite: ``python -m bench [--quick]``."""

@@ -1,0 +1,142 @@
+"""Tables and plots from a results dictionary."""
+
+import os
+
+
+def _index(result):
+    ceilings = {(r["dtype"], r["threads"]): r["gflops"] for r in result["records"] if r.get("kind") == "ceiling"}
+    runs = [r for r in result["records"] if r.get("kind") != "ceiling" and "epoch_s" in r]
+    by_key = {(r["lib"], r["workload"], r["dtype"], r["threads"]): r for r in runs}
+    return ceilings, runs, by_key
+
+
+def derived(result):
+    """Each run with GFLOP/s, fraction of the ceiling, multiple of the matmul-only
+    epoch and speed-up over scikit-learn, all from figures of the same run."""
+    ceilings, runs, by_key = _index(result)
+    rows = []
+    for r in runs:
+        if r["lib"] == "numpy":
+            continue
+        key = (r["workload"], r["dtype"], r["threads"])
+        matmul = by_key.get(("numpy", *key))
+        sk = by_key.get(("sklearn", *key))
+        gflops = r["flops"] / r["epoch_s"] / 1e9
+        rows.append({
+            **r,
+            "gflops": gflops,
+            "ceiling_gflops": ceilings.get((r["dtype"], r["threads"])),
+            "fraction_of_ceiling": gflops / ceilings[(r["dtype"], r["threads"])]
+            if (r["dtype"], r["threads"]) in ceilings else None,
+            "x_matmul_epoch": r["epoch_s"] / matmul["epoch_s"] if matmul else None,
+            "speedup_vs_sklearn": sk["epoch_s"] / r["epoch_s"] if sk else None,
+        })
+    return rows
+
+
+def _fmt(value, spec):
+    return "—" if value is None else format(value, spec)
+
+
+def markdown(result):
+    m = result["machine"]
+    lines = [
+        "# fastbp benchmark" + (" (quick)" if result.get("quick") else ""),
+        "",
+        f"CPU: {m['model']} ({m['logical_cores']} logical cores; {', '.join(m['vector_extensions'])}). "
+        f"Load average at start {result['load_average_start']}, at end {result.get('load_average_end')}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
+        "",
+        "Per-epoch time is the best of several repeats after a warm-up epoch (compile excluded). "
+        "Work counted as 2 flops per multiply-add: per sample, one per weight for the forward pass, one for "
+        "the gradient sums, one for the δ recursion in every layer but the first. Ceiling: numpy's 1024³ "
+        "matmul at the same dtype and threads. × matmul: epoch time over numpy's time for the epoch's "
+        "matrix products alone.",
+        "",
+        "| workload | dtype | threads | library | epoch ms | GFLOP/s | % ceiling | × matmul | vs sklearn | "
+        "predict samples/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = sorted(derived(result), key=lambda r: (r["group"], r["workload"], r["dtype"], r["threads"], r["lib"]))
+    for r in rows:
+        frac = None if r["fraction_of_ceiling"] is None else 100 * r["fraction_of_ceiling"]
+        lines.append(
+            f"| {r['workload']} | {r['dtype']} | {r['threads']} | {r['lib']} | {1e3 * r['epoch_s']:.2f} | "
+            f"{r['gflops']:.1f} | {_fmt(frac, '.0f')} | {_fmt(r['x_matmul_epoch'], '.2f')} | "
+            f"{_fmt(r['speedup_vs_sklearn'], '.2f')} | {_fmt(r.get('predict_samples_per_s'), '.3g')} |"
+        )
+    ceilings, _, _ = _index(result)
+    lines += ["", "| ceiling | " + " | ".join(f"{d} × {t} threads: {g:.1f} GFLOP/s"
+                                              for (d, t), g in sorted(ceilings.items())) + " |", ""]
+    if result.get("skipped_libs"):
+        lines += ["Not run: " + "; ".join(f"{k}: {v}" for k, v in result["skipped_libs"].items()), ""]
+    lines += ["## Start-up (fresh processes)", "",
+              "| dtype | import s | cold first fit s | warm first fit s | warm second fit s | warm overhead s |",
+              "|---|---|---|---|---|---|"]
+    for s in result.get("startup", []):
+        lines.append(f"| {s['dtype']} | {s['warm']['import_s']:.2f} | {s['cold']['first_fit_s']:.2f} | "
+                     f"{s['warm']['first_fit_s']:.2f} | {s['warm']['second_fit_s']:.3f} | "
+                     f"{s['warm_overhead_s']:.2f} |")
+    if result.get("peak_memory"):
+        lines += ["", "## Peak memory of one epoch (RSS growth, fresh process, 1 thread)", "",
+                  "| workload | library | MiB |", "|---|---|---|"]
+        for p in result["peak_memory"]:
+            lines.append(f"| {p['workload']} | {p['lib']} | {p['peak_rss_growth_mib']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plots(result, out):
+    """PNG plots: epoch time vs width, speed-up over scikit-learn, fraction of the ceiling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = derived(result)
+    threads = max((r["threads"] for r in rows), default=1)
+    paths = []
+    libs = sorted({r["lib"] for r in rows})
+
+    width = [r for r in rows if r["group"] == "width" and r["threads"] == threads]
+    if width:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        for ax, dtype in zip(axes, ("float64", "float32")):
+            for lib in libs:
+                pts = sorted((int(r["workload"].split()[-1]), 1e3 * r["epoch_s"])
+                             for r in width if r["lib"] == lib and r["dtype"] == dtype)
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", label=lib)
+            ax.set(xscale="log", yscale="log", xlabel="hidden width", title=f"{dtype}, {threads} threads")
+        axes[0].set_ylabel("ms per epoch (10000 samples)")
+        axes[0].legend()
+        paths.append(_save(fig, out, "epoch_time_vs_width.png"))
+
+    ref = [r for r in rows if r["group"] == "reference" and r["threads"] == threads]
+    for metric, label, name in (("speedup_vs_sklearn", "speed-up over scikit-learn", "speedup_vs_sklearn.png"),
+                                ("fraction_of_ceiling", "fraction of matmul ceiling", "fraction_of_ceiling.png")):
+        cases = sorted({(r["workload"], r["dtype"]) for r in ref})
+        if not cases:
+            continue
+        fig, ax = plt.subplots(figsize=(10, 4))
+        bar = 0.8 / max(1, len(libs))
+        for i, lib in enumerate(libs):
+            vals = [next((r[metric] or 0 for r in ref if r["lib"] == lib and (r["workload"], r["dtype"]) == c), 0)
+                    for c in cases]
+            ax.bar([x + i * bar for x in range(len(cases))], vals, bar, label=lib)
+        ax.set_xticks([x + 0.4 - bar / 2 for x in range(len(cases))])
+        ax.set_xticklabels([f"{w}\n{d}" for w, d in cases], fontsize=7)
+        ax.set_ylabel(label)
+        ax.set_title(f"{label}, {threads} threads, {result['machine']['model']}")
+        ax.legend()
+        paths.append(_save(fig, out, name))
+    return paths
+
+
+def _save(fig, out, name):
+    import matplotlib.pyplot as plt
+
+    path = os.path.join(out, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

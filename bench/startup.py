@@ -1,0 +1,60 @@
+"""Cold compile, warm start and peak memory, each in a fresh process."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+_FIRST_FIT = """
+import json, resource, time
+t0 = time.perf_counter()
+import numpy as np
+import fastbp
+t1 = time.perf_counter()
+from sklearn.datasets import load_digits
+X, y = load_digits(return_X_y=True)
+X = (X / 16).astype({dtype!r})
+t2 = time.perf_counter()
+fastbp.MLPClassifier((32,), max_iter=1, random_state=0).fit(X, y)
+t3 = time.perf_counter()
+fastbp.MLPClassifier((32,), max_iter=1, random_state=0).fit(X, y)
+t4 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "first_fit_s": t3 - t2, "second_fit_s": t4 - t3}}))
+"""
+
+_PEAK_MEMORY = """
+import json, resource, warnings
+import numpy as np
+from bench.peers import make_runner
+from bench.workloads import full_suite
+workload = {{w.name: w for w in full_suite()}}[{name!r}]
+from bench.workloads import load
+load(workload.data, {dtype!r})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+warnings.simplefilter("ignore")
+make_runner({lib!r}, workload, np.dtype({dtype!r}), 1).epoch()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"peak_rss_growth_mib": (after - before) / 1024}}))
+"""
+
+
+def _python(code, env):
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compile_times(dtype, env):
+    """First fit in a fresh process with an empty Numba cache (cold), then in
+    another fresh process reusing that cache (warm); import timed apart."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(env, NUMBA_CACHE_DIR=cache)
+        cold = _python(_FIRST_FIT.format(dtype=dtype), env)
+        warm = _python(_FIRST_FIT.format(dtype=dtype), env)
+    return {"dtype": dtype, "cold": cold, "warm": warm,
+            "warm_overhead_s": warm["first_fit_s"] - warm["second_fit_s"]}
+
+
+def peak_memory(lib, workload_name, dtype, env):
+    env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])))
+    return _python(_PEAK_MEMORY.format(lib=lib, name=workload_name, dtype=dtype), env)
