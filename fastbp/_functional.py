@@ -61,8 +61,8 @@ def forward(coefs, intercepts, X, *, activation="relu", out_activation="softmax"
     units, params, X = _prepare(coefs, intercepts, X, activation, out_activation, None, backend)
     work = _network.Workspace(units, X.shape[0], X.dtype)
     output = BACKEND_MODULES[backend].forward_pass(
-        params, units, *_network.input_arrays(X, X.dtype),
-        ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], work.activations,
+        params, units, _network.input_arrays(X, X.dtype),
+        ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], work,
     )
     return np.array(output)
 
@@ -70,10 +70,10 @@ def forward(coefs, intercepts, X, *, activation="relu", out_activation="softmax"
 def _loss_and_flat_gradients(units, params, X, Y, sample_weight, activation, out_activation, loss,
                              alpha, backend, work):
     grads = np.empty_like(params)
+    codes = (ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], LOSS_CODES[loss])
     data_loss, penalty = BACKEND_MODULES[backend].backprop(
-        params, units, *_network.input_arrays(X, X.dtype), Y, sample_weight,
-        ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], LOSS_CODES[loss],
-        float(alpha), float(np.finfo(X.dtype).eps), grads, *work.buffers(),
+        params, units, _network.input_arrays(X, X.dtype), Y, sample_weight, codes,
+        float(alpha), float(np.finfo(X.dtype).eps), grads, work,
     )
     return data_loss + penalty, grads
 

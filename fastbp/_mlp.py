@@ -4,14 +4,15 @@ call per evaluation."""
 
 import copy
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from functools import lru_cache
 from numbers import Integral
 
 import numba
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -28,14 +29,14 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _network
 from ._activations import ACTIVATION_CODES
-from ._epoch import run_epoch, run_epoch_vectorized
+from ._epoch import train_epoch, train_epoch_vectorized
 from ._functional import BACKEND_MODULES
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
-_EPOCHS = {"loop": run_epoch, "vectorized": run_epoch_vectorized}
+_EPOCHS = {"loop": train_epoch, "vectorized": train_epoch_vectorized}
 # Rows per compiled call at predict time: bounds the workspace, not the speed.
 _PREDICT_CHUNK = 4096
 
@@ -44,24 +45,33 @@ _PREDICT_CHUNK = 4096
 def _thread_limits(backend, n_threads):
     """Run the body on n_threads threads (None: all), restoring the counts after.
 
-    The loop backend's threads are Numba's. The vectorized backend's are
-    BLAS's, and its elementwise kernels run on one Numba thread: two thread
-    pools taking turns on the same cores wake and spin against each other,
-    which was measured to cost milliseconds per minibatch.
+    The loop backend computes on Numba's threads and BLAS gets one (scipy's
+    L-BFGS-B calls it between loss evaluations); the vectorized backend
+    computes on BLAS's threads and its elementwise kernels get one Numba
+    thread. Two thread pools taking turns on the same cores wake and spin
+    against each other: measured at milliseconds per minibatch or per L-BFGS
+    evaluation.
     """
     previous = numba.get_num_threads()
     if backend == "vectorized":
         numba.set_num_threads(1)
-        blas = threadpool_limits(n_threads, user_api="blas")
+        blas_threads = n_threads
     else:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n_threads is None
                               else min(n_threads, numba.config.NUMBA_NUM_THREADS))
-        blas = nullcontext()
+        blas_threads = 1
     try:
-        with blas:
+        with _blas_controller().limit(limits=blas_threads, user_api="blas"):
             yield
     finally:
         numba.set_num_threads(previous)
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, scanned once: a scan
+    reads the process's memory map and costs milliseconds."""
+    return ThreadpoolController()
 
 
 class _BaseMLP(BaseEstimator):
@@ -203,7 +213,7 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, X, Y, sample_weight, units):
         inputs = _network.input_arrays(X, np.float64)
-        act, out, loss = self._codes()
+        codes = self._codes()
         work = _network.Workspace(units, X.shape[0], np.float64, max_nnz=inputs[1].shape[0])
         backprop = BACKEND_MODULES[self.backend].backprop
         grads = np.empty_like(self._params)
@@ -211,8 +221,8 @@ class _BaseMLP(BaseEstimator):
         scale = self._data_scale()
 
         def loss_and_grad(theta):
-            data_loss, penalty = backprop(theta, units, *inputs, Y, sample_weight, act, out, loss,
-                                          float(self.alpha), eps, grads, *work.buffers())
+            data_loss, penalty = backprop(theta, units, inputs, Y, sample_weight, codes, float(self.alpha), eps,
+                                          grads, work)
             # As scikit-learn: the reported loss with the summed loss's gradient.
             return scale * data_loss + penalty, grads.copy()
 
@@ -276,16 +286,12 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         inputs = _network.input_arrays(X, dtype)
-        nnz = inputs[1].shape[0]
-        work = _network.Workspace(units, batch_size, dtype, max_nnz=nnz)
-        x_batch = np.empty((0 if nnz else batch_size, units[0]), dtype=dtype)
-        batch_data = np.empty(nnz, dtype=dtype)
-        batch_indices = np.empty(nnz, dtype=np.int64)
-        batch_indptr = np.empty(batch_size + 1 if nnz else 0, dtype=np.int64)
-        y_batch = np.empty((batch_size, units[-1]), dtype=dtype)
-        sw_batch = np.empty(batch_size, dtype=dtype)
+        indptr = inputs[3]
+        # The most stored values a minibatch can hold: its rows' counts at their largest.
+        max_nnz = int(np.sort(np.diff(indptr))[-batch_size:].sum()) if indptr.shape[0] else 0
+        work = _network.Workspace(units, batch_size, dtype, gather=True, max_nnz=max_nnz)
         grads = np.empty_like(self._params)
-        act, out, loss = self._codes()
+        codes = self._codes()
         epoch = _EPOCHS[self.backend]
         eps = float(np.finfo(dtype).eps)
         sample_idx = np.arange(n_samples, dtype=np.int64)
@@ -297,11 +303,9 @@ class _BaseMLP(BaseEstimator):
                     # Composes with the previous epoch's order, as scikit-learn does.
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 rows = sample_idx if train_idx is None else train_idx[sample_idx]
-                total, self._optimizer.t = epoch(
-                    self._params, units, *inputs, Y, sample_weight,
-                    np.ascontiguousarray(rows, dtype=np.int64), batch_size, act, out, loss,
-                    float(self.alpha), eps, self._data_scale(), grads, *self._optimizer.step_args(),
-                    x_batch, batch_data, batch_indices, batch_indptr, y_batch, sw_batch, *work.buffers(),
+                total = epoch(
+                    self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
+                    batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer, work,
                 )
                 self.n_iter_ += 1
                 self.loss_ = total / n_samples
@@ -410,7 +414,7 @@ class _BaseMLP(BaseEstimator):
             for start in range(0, n_samples, _PREDICT_CHUNK):
                 chunk = _network.input_arrays(X[start:start + _PREDICT_CHUNK], dtype)
                 stop = min(start + _PREDICT_CHUNK, n_samples)
-                output[start:stop] = forward(params, units, *chunk, act, out, work.activations)
+                output[start:stop] = forward(params, units, chunk, act, out, work)
         return output
 
     def _score_with_function(self, X, y, sample_weight, score_function):

@@ -1,60 +1,48 @@
-"""The whole network on flat buffers: forward pass and backprop, from the
-layer kernels in ``_kernels``. These are what the public functions, L-BFGS and
-the fused epoch call; a fit never loops over layers in Python.
+"""The whole network on flat buffers, in two parallel regions per minibatch.
 
-The input layer comes either dense (X) or as CSR arrays (data, indices,
-indptr, with X then an empty (0, 0) array), so one compiled function serves
-both: a sparse X only changes the first layer's forward pass and gradient sums,
-which loop over the stored nonzeros.
+Region 1 (``forward_backward``) splits the samples into blocks of 4: each
+thread takes a block through every layer's forward pass, the output delta
+(BP1) and the δ recursion (BP2) down to the first hidden layer, without
+waiting for any other block. Region 2 (``gradient_tasks``) splits the weight
+rows of every layer, and each bias vector, into tasks of similar cost: each
+thread sums the gradients of its rows (BP3, BP4) and, during training,
+updates those parameters at once and refreshes their column of wᵀ for the
+next minibatch's δ recursion. Two barriers per minibatch instead of one per
+layer and kernel is what lets a small minibatch use several threads.
 
-Workspace (allocated once by ``Workspace``, outside every loop): activations
-and deltas hold each layer l >= 1 for up to `capacity` samples; `transposed`
-holds aᵀ or wᵀ of one layer at a time (or a sparse X's values by column);
-`index_scratch` a sparse X's row indices by column and column pointers;
-`losses` the per-sample losses.
+Each output element is written by one thread, summed in a fixed order, so the
+results are bitwise the same for any number of threads.
+
+The input comes dense (X) or as CSR arrays (data, indices, indptr; X is
+then an empty (0, 0) array): a sparse X only changes the first layer's
+forward pass and gradient sums, which loop over the stored nonzeros.
+A minibatch is the rows `rows` of the input, gathered block by block in
+region 1; an empty `rows` means all rows in order, with no copy.
 """
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from numba import njit, prange
 
-from ._config import JIT
+from ._config import JIT, PARALLEL_JIT
 from ._kernels import (
-    backward_layer,
-    coef_grads_layer,
-    coef_grads_layer_sparse,
-    csr_to_csc,
-    forward_layer,
-    forward_layer_sparse,
-    intercept_grads_layer,
-    output_layer_delta,
-    squared_norm,
-    transpose,
+    BLOCK,
+    backward_rows,
+    batch_csr_to_csc,
+    coef_grad_rows,
+    coef_grad_rows_sparse,
+    forward_rows,
+    forward_rows_sparse,
+    intercept_grads_of,
+    transpose_rows,
 )
-from ._params import coef_view, intercept_view, layer_rows
+from ._losses import output_delta, sample_loss
+from ._optimizers import step_rate, update_slice
+from ._params import coef_start, coef_t_view, coef_view, intercept_start, intercept_view, layer_rows
 
-
-class Workspace:
-    """Buffers for a network of `units`, minibatches of up to `capacity` rows,
-    and a sparse input of up to `max_nnz` stored values."""
-
-    def __init__(self, units, capacity, dtype, max_nnz=0):
-        units = np.asarray(units, dtype=np.int64)
-        width = int(units[1:].sum())
-        self.activations = np.empty(capacity * width, dtype=dtype)
-        self.deltas = np.empty(capacity * width, dtype=dtype)
-        largest = max(
-            max(int(u) * capacity for u in units[:-1]),
-            max(int(units[i] * units[i + 1]) for i in range(len(units) - 1)),
-            max_nnz,
-        )
-        self.transposed = np.empty(largest, dtype=dtype)
-        self.index_scratch = np.empty(max_nnz + units[0] + 1 if max_nnz else 0, dtype=np.int64)
-        self.losses = np.empty(capacity, dtype=np.float64)
-
-    def buffers(self):
-        """The workspace arguments of ``backprop``, in order."""
-        return self.activations, self.deltas, self.transposed, self.index_scratch, self.losses
+# Region 2's tasks aim at this many multiply-adds per sample each, so that
+# equal shares of the task list are equal shares of the work.
+_TASK_WORK = 1024
 
 
 def input_arrays(X, dtype):
@@ -71,73 +59,212 @@ def input_arrays(X, dtype):
     return X, np.empty(0, dtype=dtype), no_index, no_index
 
 
+def gradient_task_table(units):
+    """Rows (layer, k0, k1) of region 2's tasks; k0 = -1 is the layer's bias vector."""
+    tasks = []
+    for layer in range(len(units) - 1):
+        fan_in, fan_out = int(units[layer]), int(units[layer + 1])
+        rows = max(BLOCK, BLOCK * round(_TASK_WORK / fan_out / BLOCK))
+        tasks += [(layer, k0, min(k0 + rows, fan_in)) for k0 in range(0, fan_in, rows)]
+        tasks.append((layer, -1, -1))
+    return np.asarray(tasks, dtype=np.int64)
+
+
+class Workspace:
+    """Every buffer a network of `units` needs for minibatches of up to
+    `capacity` rows, allocated once, outside every loop. `gather` asks for
+    buffers to copy minibatch rows into; `max_nnz` bounds a sparse input's
+    stored values per batch."""
+
+    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=0):
+        units = np.asarray(units, dtype=np.int64)
+        width = int(units[1:].sum())
+        rows = capacity if gather else 0
+        self.x_batch = np.empty((0 if max_nnz else rows, units[0]), dtype=dtype)
+        self.y_batch = np.empty((rows, units[-1]), dtype=dtype)
+        self.sw_batch = np.empty(rows, dtype=dtype)
+        self.activations = np.empty(capacity * width, dtype=dtype)
+        self.deltas = np.empty(capacity * width, dtype=dtype)
+        self.losses = np.empty(capacity, dtype=np.float64)
+        self.coefs_t = np.empty(int((units[1:-1] * units[2:]).sum()), dtype=dtype)
+        self.col_data = np.empty(max_nnz, dtype=dtype)
+        self.index_scratch = np.empty(max_nnz + units[0] + 1 if max_nnz else 0, dtype=np.int64)
+        self.tasks = gradient_task_table(units)
+        self.task_penalty = np.empty(len(self.tasks), dtype=np.float64)
+
+    def buffers(self):
+        """The workspace arguments of the compiled batch functions, in order."""
+        return (self.x_batch, self.y_batch, self.sw_batch, self.activations, self.deltas, self.losses,
+                self.coefs_t, self.col_data, self.index_scratch, self.tasks, self.task_penalty)
+
+
+@njit(**PARALLEL_JIT)
+def forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+                     act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas, losses):
+    """Region 1: forward pass, and given targets Y, s_n ℓ_n, BP1 and BP2, block by block."""
+    n_layers = units.shape[0] - 1
+    with_backward = Y.shape[0] > 0
+    gather = rows.shape[0] > 0
+    sparse = indptr.shape[0] > 0
+    n_blocks = (n_batch + BLOCK - 1) // BLOCK
+    for block in prange(n_blocks):
+        n0 = block * BLOCK
+        n1 = min(n0 + BLOCK, n_batch)
+        if gather:
+            for n in range(n0, n1):
+                if not sparse:
+                    x_batch[n, :] = X[rows[n]]
+                if with_backward:
+                    y_batch[n, :] = Y[rows[n]]
+                    sw_batch[n] = sample_weight[rows[n]]
+        x = x_batch if gather else X
+        y = y_batch if gather else Y
+        sw = sw_batch if gather else sample_weight
+
+        a_out = layer_rows(activations, units, 1, n_batch)
+        code = out_code if n_layers == 1 else act_code
+        if sparse:
+            forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, 0),
+                                intercept_view(params, units, 0), code, a_out, n0, n1)
+        else:
+            forward_rows(x, coef_view(params, units, 0), intercept_view(params, units, 0), code, a_out, n0, n1)
+        for layer in range(1, n_layers):
+            a_in = a_out
+            a_out = layer_rows(activations, units, layer + 1, n_batch)
+            code = out_code if layer == n_layers - 1 else act_code
+            forward_rows(a_in, coef_view(params, units, layer), intercept_view(params, units, layer),
+                         code, a_out, n0, n1)
+        if not with_backward:
+            continue
+
+        for n in range(n0, n1):
+            losses[n] = sw[n] * sample_loss(loss_code, out_code, a_out, y, eps, n)
+        delta = layer_rows(deltas, units, n_layers, n_batch)
+        output_delta(loss_code, out_code, a_out, y, sw, delta, n0, n1)
+        for layer in range(n_layers - 1, 0, -1):
+            delta_prev = layer_rows(deltas, units, layer, n_batch)
+            backward_rows(delta, coef_t_view(coefs_t, units, layer), layer_rows(activations, units, layer, n_batch),
+                          act_code, delta_prev, n0, n1)
+            delta = delta_prev
+
+
+@njit(**PARALLEL_JIT)
+def gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, X, n_batch, activations, deltas,
+                   col_data, col_rows, col_ptr, alpha, weight_sum,
+                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon):
+    """Region 2: BP3 and BP4 task by task, each task's ‖w‖² (before any update),
+    and given optimizer state, the step and wᵀ refresh of the task's rows."""
+    scale = 1.0 / weight_sum
+    update = first.shape[0] > 0
+    sparse = col_ptr.shape[0] > 0
+    for i in prange(tasks.shape[0]):
+        layer, k0, k1 = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+        fan_out = units[layer + 1]
+        delta = layer_rows(deltas, units, layer + 1, n_batch)
+        if k0 < 0:
+            task_penalty[i] = 0.0
+            intercept_grads_of(delta, scale, intercept_view(grads, units, layer))
+            lo = intercept_start(units, layer)
+            hi = lo + fan_out
+        else:
+            coefs = coef_view(params, units, layer)
+            penalty = 0.0
+            for k in range(k0, k1):
+                for j in range(fan_out):
+                    penalty += float(coefs[k, j]) * float(coefs[k, j])
+            task_penalty[i] = penalty
+            coef_grads = coef_view(grads, units, layer)
+            if layer == 0 and sparse:
+                coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1)
+            elif layer == 0:
+                coef_grad_rows(X, delta, coefs, alpha, scale, coef_grads, k0, k1)
+            else:
+                coef_grad_rows(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
+                               coef_grads, k0, k1)
+            lo = coef_start(units, layer) + k0 * fan_out
+            hi = coef_start(units, layer) + k1 * fan_out
+        if update:
+            update_slice(opt_code, params, grads, first, second, lo, hi, step_size, momentum, nesterov,
+                         beta_1, beta_2, epsilon)
+            if k0 >= 0 and layer > 0:
+                transpose_rows(coef_view(params, units, layer), coef_t_view(coefs_t, units, layer), k0, k1)
+
+
 @njit(**JIT)
-def n_rows(X, indptr):
+def build_coefs_t(params, units, coefs_t):
+    """wᵀ of layers 1..L-1, for the δ recursion."""
+    for layer in range(1, units.shape[0] - 1):
+        coefs = coef_view(params, units, layer)
+        coefs_t_layer = coef_t_view(coefs_t, units, layer)
+        for k in range(units[layer]):
+            transpose_rows(coefs, coefs_t_layer, k, k + 1)
+
+
+@njit(**JIT)
+def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+               act_code, out_code, loss_code, alpha, eps, grads,
+               x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
+               tasks, task_penalty,
+               opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon):
+    """Loss and gradients of one minibatch (rows of the input), and given optimizer
+    state (first non-empty), the optimizer step number t. coefs_t must hold the current wᵀ.
+    Returns (Σ s_n ℓ_n / Σ s_n, ½ α Σ‖w‖² / Σ s_n), the loss before the step."""
+    forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+                     act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas, losses)
+    sw = sw_batch if rows.shape[0] > 0 else sample_weight
+    weight_sum = 0.0
+    data_loss = 0.0
+    for n in range(n_batch):
+        weight_sum += sw[n]
+        data_loss += losses[n]
+
+    fan_in = units[0]
+    if indptr.shape[0] > 0:
+        nnz = 0
+        for n in range(n_batch):
+            row = rows[n] if rows.shape[0] > 0 else n
+            nnz += indptr[row + 1] - indptr[row]
+        col_rows = index_scratch[:nnz]
+        col_ptr = index_scratch[nnz : nnz + fan_in + 1]
+        batch_csr_to_csc(data, indices, indptr, rows, n_batch, fan_in, col_data, col_rows, col_ptr)
+    else:
+        col_rows = index_scratch[:0]
+        col_ptr = index_scratch[:0]
+    x = x_batch[:n_batch] if rows.shape[0] > 0 else X
+    step_size = step_rate(opt_code, learning_rate, beta_1, beta_2, t) if first.shape[0] > 0 else 0.0
+    gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, x, n_batch, activations, deltas,
+                   col_data, col_rows, col_ptr, alpha, weight_sum,
+                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon)
+    penalty = 0.0
+    for i in range(task_penalty.shape[0]):
+        penalty += task_penalty[i]
+    return data_loss / weight_sum, 0.5 * alpha * penalty / weight_sum
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
+
+
+def n_samples_of(inputs):
+    X, _, _, indptr = inputs
     return indptr.shape[0] - 1 if indptr.shape[0] > 0 else X.shape[0]
 
 
-@njit(**JIT)
-def forward_pass(params, units, X, data, indices, indptr, act_code, out_code, activations):
-    """a^l = σ(a^{l-1} w^l + b^l) for every layer; returns the output layer's view."""
-    n_samples = n_rows(X, indptr)
-    n_layers = units.shape[0] - 1
-    a_out = layer_rows(activations, units, 1, n_samples)
-    code = out_code if n_layers == 1 else act_code
-    if indptr.shape[0] > 0:
-        forward_layer_sparse(data, indices, indptr, coef_view(params, units, 0),
-                             intercept_view(params, units, 0), code, a_out)
-    else:
-        forward_layer(X, coef_view(params, units, 0), intercept_view(params, units, 0), code, a_out)
-    for layer in range(1, n_layers):
-        a_in = a_out
-        a_out = layer_rows(activations, units, layer + 1, n_samples)
-        code = out_code if layer == n_layers - 1 else act_code
-        forward_layer(a_in, coef_view(params, units, layer), intercept_view(params, units, layer), code, a_out)
-    return a_out
+def forward_pass(params, units, inputs, act_code, out_code, work):
+    """The output activations of all rows of inputs (work sized for them)."""
+    n = n_samples_of(inputs)
+    no_targets = np.empty((0, units[-1]), dtype=params.dtype)
+    no_weights = np.empty(0, dtype=params.dtype)
+    forward_backward(params, work.coefs_t, units, *inputs, _NO_ROWS, no_targets, no_weights, n,
+                     act_code, out_code, 0, 0.0, work.x_batch, work.y_batch, work.sw_batch,
+                     work.activations, work.deltas, work.losses)
+    return layer_rows(work.activations, units, units.shape[0] - 1, n)
 
 
-@njit(**JIT)
-def backprop(params, units, X, data, indices, indptr, Y, sample_weight, act_code, out_code, loss_code,
-             alpha, eps, grads, activations, deltas, transposed, index_scratch, losses):
-    """Loss and gradients of one batch: BP1 at the output, BP2 down the layers,
-    BP3 and BP4 at each. Writes grads (same layout as params); returns
-    (Σ s_n ℓ_n / Σ s_n, ½ α Σ‖w‖² / Σ s_n).
-    """
-    n_samples = n_rows(X, indptr)
-    n_layers = units.shape[0] - 1
-    output = forward_pass(params, units, X, data, indices, indptr, act_code, out_code, activations)
-    delta = layer_rows(deltas, units, n_layers, n_samples)
-    output_layer_delta(loss_code, out_code, output, Y, sample_weight, eps, delta, losses[:n_samples])
-
-    weight_sum = 0.0
-    data_loss = 0.0
-    for n in range(n_samples):
-        weight_sum += sample_weight[n]
-        data_loss += losses[n]
-
-    penalty = 0.0
-    for layer in range(n_layers - 1, -1, -1):
-        coefs = coef_view(params, units, layer)
-        coef_grads = coef_view(grads, units, layer)
-        penalty += squared_norm(coefs.ravel())
-        fan_in, fan_out = units[layer], units[layer + 1]
-        intercept_grads_layer(delta, weight_sum, intercept_view(grads, units, layer))
-        if layer == 0 and indptr.shape[0] > 0:
-            nnz = indptr[n_samples]
-            col_data = transposed[:nnz]
-            col_rows = index_scratch[:nnz]
-            col_ptr = index_scratch[nnz : nnz + fan_in + 1]
-            csr_to_csc(data, indices, indptr, fan_in, col_data, col_rows, col_ptr)
-            coef_grads_layer_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, weight_sum, coef_grads)
-            break
-        a_prev = X if layer == 0 else layer_rows(activations, units, layer, n_samples)
-        a_prev_t = transposed[: fan_in * n_samples].reshape((fan_in, n_samples))
-        transpose(a_prev, a_prev_t)
-        coef_grads_layer(a_prev_t, delta, coefs, alpha, weight_sum, coef_grads)
-        if layer > 0:
-            coefs_t = transposed[: fan_in * fan_out].reshape((fan_out, fan_in))
-            transpose(coefs, coefs_t)
-            delta_prev = layer_rows(deltas, units, layer, n_samples)
-            backward_layer(delta, coefs_t, a_prev, act_code, delta_prev)
-            delta = delta_prev
-    return data_loss / weight_sum, 0.5 * alpha * penalty / weight_sum
+def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work):
+    """Loss and gradients over all rows of inputs; writes grads (params' layout).
+    Returns (data loss, penalty)."""
+    build_coefs_t(params, units, work.coefs_t)
+    no_state = np.empty(0, dtype=params.dtype)
+    return batch_step(params, units, *inputs, _NO_ROWS, Y, sample_weight, n_samples_of(inputs), *codes,
+                      alpha, eps, grads, *work.buffers(),
+                      0, no_state, no_state, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0)

@@ -1,56 +1,57 @@
 """Update rules of sgd (momentum, Nesterov, learning-rate schedules) and adam,
 in place on the flat parameter buffer, in scikit-learn's form.
 
-``step`` runs once per minibatch inside the compiled epoch; ``Optimizer``
+``update_slice`` runs inside the compiled epoch on the rows each thread owns; ``Optimizer``
 holds the state between epochs and the schedule decisions made in Python.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._config import JIT, PARALLEL_JIT
+from ._config import JIT
 
 SGD, ADAM = 0, 1
 
 
-@njit(**PARALLEL_JIT)
-def sgd_step(params, grads, velocities, learning_rate, momentum, nesterov):
-    """v ← μv − ηg, then θ ← θ + v, or θ ← θ + μv − ηg with Nesterov's momentum."""
-    eta = params.dtype.type(learning_rate)
-    mu = params.dtype.type(momentum)
-    for i in prange(params.shape[0]):
-        v = mu * velocities[i] - eta * grads[i]
-        velocities[i] = v
-        if nesterov:
-            params[i] += mu * v - eta * grads[i]
-        else:
-            params[i] += v
+@njit(**JIT)
+def update_slice(code, params, grads, first, second, lo, hi, learning_rate, momentum, nesterov,
+                 beta_1, beta_2, epsilon):
+    """Update params[lo:hi] from grads[lo:hi].
 
-
-@njit(**PARALLEL_JIT)
-def adam_step(params, grads, ms, vs, learning_rate, beta_1, beta_2, epsilon):
-    """m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², θ ← θ − η_t m / (√v + ε),
-    where learning_rate is already η_t = η √(1 − β2^t) / (1 − β1^t)."""
+    sgd: v ← μv − ηg, then θ ← θ + v, or θ ← θ + μv − ηg with Nesterov's momentum.
+    adam: m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², θ ← θ − η_t m / (√v + ε),
+    with learning_rate already η_t (see ``adam_rate``).
+    """
     dt = params.dtype.type
-    eta, b1, b2, eps = dt(learning_rate), dt(beta_1), dt(beta_2), dt(epsilon)
-    c1, c2 = dt(1 - beta_1), dt(1 - beta_2)
-    for i in prange(params.shape[0]):
-        g = grads[i]
-        m = b1 * ms[i] + c1 * g
-        v = b2 * vs[i] + c2 * (g * g)
-        ms[i] = m
-        vs[i] = v
-        params[i] += -eta * m / (np.sqrt(v) + eps)
+    eta = dt(learning_rate)
+    if code == SGD:
+        mu = dt(momentum)
+        for i in range(lo, hi):
+            v = mu * first[i] - eta * grads[i]
+            first[i] = v
+            if nesterov:
+                params[i] += mu * v - eta * grads[i]
+            else:
+                params[i] += v
+    else:
+        b1, b2, eps = dt(beta_1), dt(beta_2), dt(epsilon)
+        c1, c2 = dt(1 - beta_1), dt(1 - beta_2)
+        for i in range(lo, hi):
+            g = grads[i]
+            m = b1 * first[i] + c1 * g
+            v = b2 * second[i] + c2 * (g * g)
+            first[i] = m
+            second[i] = v
+            params[i] += -eta * m / (np.sqrt(v) + eps)
 
 
 @njit(**JIT)
-def step(code, params, grads, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon):
-    """One update with the gradients of minibatch number t (counted from 1)."""
+def step_rate(code, learning_rate, beta_1, beta_2, t):
+    """The step size of minibatch number t (from 1): η for sgd,
+    η_t = η √(1 − β2^t) / (1 − β1^t) for adam."""
     if code == SGD:
-        sgd_step(params, grads, first, learning_rate, momentum, nesterov)
-    else:
-        lr_t = learning_rate * np.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
-        adam_step(params, grads, first, second, lr_t, beta_1, beta_2, epsilon)
+        return learning_rate
+    return learning_rate * np.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
 
 
 class Optimizer:
@@ -74,7 +75,7 @@ class Optimizer:
         self.epsilon = epsilon
 
     def step_args(self):
-        """The optimizer's part of a compiled call, in ``step``'s order after grads."""
+        """The optimizer's part of a compiled epoch call, in its order."""
         return (self.code, self.first, self.second, self.t, self.learning_rate,
                 self.momentum, self.nesterov, self.beta_1, self.beta_2, self.epsilon)
 

@@ -41,11 +41,27 @@ def unpack(flat, units):
 
 
 @njit(**JIT)
-def coef_view(params, units, layer):
-    """coefs[layer] as a (fan_in, fan_out) view of the flat buffer."""
+def coef_start(units, layer):
+    """Index of coefs[layer][0, 0] in the flat buffer."""
     start = 0
     for i in range(layer):
         start += units[i] * units[i + 1]
+    return start
+
+
+@njit(**JIT)
+def intercept_start(units, layer):
+    """Index of intercepts[layer][0] in the flat buffer."""
+    start = coef_start(units, units.shape[0] - 1)
+    for i in range(layer):
+        start += units[i + 1]
+    return start
+
+
+@njit(**JIT)
+def coef_view(params, units, layer):
+    """coefs[layer] as a (fan_in, fan_out) view of the flat buffer."""
+    start = coef_start(units, layer)
     fan_in, fan_out = units[layer], units[layer + 1]
     return params[start : start + fan_in * fan_out].reshape((fan_in, fan_out))
 
@@ -53,12 +69,17 @@ def coef_view(params, units, layer):
 @njit(**JIT)
 def intercept_view(params, units, layer):
     """intercepts[layer] as a view of the flat buffer."""
-    start = 0
-    for i in range(units.shape[0] - 1):
-        start += units[i] * units[i + 1]
-    for i in range(layer):
-        start += units[i + 1]
+    start = intercept_start(units, layer)
     return params[start : start + units[layer + 1]]
+
+
+@njit(**JIT)
+def coef_t_view(coefs_t, units, layer):
+    """coefs[layer]ᵀ, (fan_out, fan_in), in a buffer holding the transposes of
+    layers 1..L-1 one after another (the δ recursion never needs layer 0's)."""
+    start = coef_start(units, layer) - units[0] * units[1]
+    fan_in, fan_out = units[layer], units[layer + 1]
+    return coefs_t[start : start + fan_in * fan_out].reshape((fan_out, fan_in))
 
 
 @njit(**JIT)

