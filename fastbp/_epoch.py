@@ -22,7 +22,7 @@ from ._optimizers import step_rate, update_slice
 def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, batch_size,
               act_code, out_code, loss_code, alpha, eps, data_scale, grads,
               x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
-              tasks, task_penalty,
+              tasks, task_penalty, penalty_columns,
               opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon):
     """The compiled epoch; returns (Σ batch loss × length, minibatch count t)."""
     build_coefs_t(params, units, coefs_t)
@@ -35,7 +35,7 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
             params, units, X, data, indices, indptr, order[start:stop], Y, sample_weight, stop - start,
             act_code, out_code, loss_code, alpha, eps, grads,
             x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
-            tasks, task_penalty,
+            tasks, task_penalty, penalty_columns,
             opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
         )
         total += (data_scale * data_loss + penalty) * (stop - start)

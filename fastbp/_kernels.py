@@ -157,11 +157,33 @@ def intercept_grads_of(delta, scale, intercept_grads):
 
 
 @njit(**JIT)
+def squared_norm_rows(coefs, k0, k1, columns):
+    """Σ_k Σ_j w_kj² over rows k0..k1-1, in float64.
+
+    Summed down each column first (columns[j] += w_kj², a vectorizable row
+    update), then across: a fixed order, without the one-add-at-a-time latency
+    of a single running sum.
+    """
+    fan_out = coefs.shape[1]
+    columns[:fan_out] = 0.0
+    for k in range(k0, k1):
+        w = coefs[k]
+        for j in range(fan_out):
+            columns[j] += float(w[j]) * float(w[j])
+    total = 0.0
+    for j in range(fan_out):
+        total += columns[j]
+    return total
+
+
+@njit(**JIT)
 def transpose_rows(src, dst, k0, k1):
     """dst[j, k] = src[k, j] for rows k0..k1-1 of src."""
-    for k in range(k0, k1):
-        for j in range(src.shape[1]):
-            dst[j, k] = src[k, j]
+    src_rows = src[k0:k1]
+    dst_cols = dst[:, k0:k1]
+    for j in range(src.shape[1]):
+        for k in range(src_rows.shape[0]):
+            dst_cols[j, k] = src_rows[k, j]
 
 
 @njit(**JIT)

@@ -34,6 +34,7 @@ from ._kernels import (
     forward_rows,
     forward_rows_sparse,
     intercept_grads_of,
+    squared_norm_rows,
     transpose_rows,
 )
 from ._losses import output_delta, sample_loss
@@ -91,11 +92,13 @@ class Workspace:
         self.index_scratch = np.empty(max_nnz + units[0] + 1 if max_nnz else 0, dtype=np.int64)
         self.tasks = gradient_task_table(units)
         self.task_penalty = np.empty(len(self.tasks), dtype=np.float64)
+        self.penalty_columns = np.empty((len(self.tasks), int(units[1:].max())), dtype=np.float64)
 
     def buffers(self):
         """The workspace arguments of the compiled batch functions, in order."""
         return (self.x_batch, self.y_batch, self.sw_batch, self.activations, self.deltas, self.losses,
-                self.coefs_t, self.col_data, self.index_scratch, self.tasks, self.task_penalty)
+                self.coefs_t, self.col_data, self.index_scratch, self.tasks, self.task_penalty,
+                self.penalty_columns)
 
 
 @njit(**PARALLEL_JIT)
@@ -149,7 +152,8 @@ def forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, 
 
 
 @njit(**PARALLEL_JIT)
-def gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, X, n_batch, activations, deltas,
+def gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
+                   activations, deltas,
                    col_data, col_rows, col_ptr, alpha, weight_sum,
                    opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon):
     """Region 2: BP3 and BP4 task by task, each task's ‖w‖² (before any update),
@@ -168,11 +172,7 @@ def gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, X, n_batc
             hi = lo + fan_out
         else:
             coefs = coef_view(params, units, layer)
-            penalty = 0.0
-            for k in range(k0, k1):
-                for j in range(fan_out):
-                    penalty += float(coefs[k, j]) * float(coefs[k, j])
-            task_penalty[i] = penalty
+            task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[i])
             coef_grads = coef_view(grads, units, layer)
             if layer == 0 and sparse:
                 coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1)
@@ -204,7 +204,7 @@ def build_coefs_t(params, units, coefs_t):
 def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
                act_code, out_code, loss_code, alpha, eps, grads,
                x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
-               tasks, task_penalty,
+               tasks, task_penalty, penalty_columns,
                opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon):
     """Loss and gradients of one minibatch (rows of the input), and given optimizer
     state (first non-empty), the optimizer step number t. coefs_t must hold the current wᵀ.
@@ -232,7 +232,8 @@ def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, 
         col_ptr = index_scratch[:0]
     x = x_batch[:n_batch] if rows.shape[0] > 0 else X
     step_size = step_rate(opt_code, learning_rate, beta_1, beta_2, t) if first.shape[0] > 0 else 0.0
-    gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, x, n_batch, activations, deltas,
+    gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
+                   activations, deltas,
                    col_data, col_rows, col_ptr, alpha, weight_sum,
                    opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon)
     penalty = 0.0

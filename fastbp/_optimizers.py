@@ -20,29 +20,29 @@ def update_slice(code, params, grads, first, second, lo, hi, learning_rate, mome
 
     sgd: v ← μv − ηg, then θ ← θ + v, or θ ← θ + μv − ηg with Nesterov's momentum.
     adam: m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², θ ← θ − η_t m / (√v + ε),
-    with learning_rate already η_t (see ``adam_rate``).
+    with learning_rate already η_t (see ``step_rate``).
     """
+    # Views indexed from 0: an index that could be negative makes Numba check
+    # for wraparound, which stops LLVM from vectorizing the loop.
+    theta, g, m, v = params[lo:hi], grads[lo:hi], first[lo:hi], second[lo:hi]
     dt = params.dtype.type
     eta = dt(learning_rate)
     if code == SGD:
         mu = dt(momentum)
-        for i in range(lo, hi):
-            v = mu * first[i] - eta * grads[i]
-            first[i] = v
+        for i in range(theta.shape[0]):
+            velocity = mu * m[i] - eta * g[i]
+            m[i] = velocity
             if nesterov:
-                params[i] += mu * v - eta * grads[i]
+                theta[i] += mu * velocity - eta * g[i]
             else:
-                params[i] += v
+                theta[i] += velocity
     else:
         b1, b2, eps = dt(beta_1), dt(beta_2), dt(epsilon)
         c1, c2 = dt(1 - beta_1), dt(1 - beta_2)
-        for i in range(lo, hi):
-            g = grads[i]
-            m = b1 * first[i] + c1 * g
-            v = b2 * second[i] + c2 * (g * g)
-            first[i] = m
-            second[i] = v
-            params[i] += -eta * m / (np.sqrt(v) + eps)
+        for i in range(theta.shape[0]):
+            m[i] = b1 * m[i] + c1 * g[i]
+            v[i] = b2 * v[i] + c2 * (g[i] * g[i])
+            theta[i] += -eta * m[i] / (np.sqrt(v[i]) + eps)
 
 
 @njit(**JIT)
