@@ -4,6 +4,12 @@
 what makes the row-update ("axpy") loops run near the matmul rate; it never
 reorders a sum, so results stay independent of the thread count.
 Reassociation stays off for the same reason.
+
+One rule follows from contraction: no kernel adds two products (a*b + c*d).
+LLVM may fuse either one, and may choose differently in a loop's vector body
+and in its scalar remainder, whose split moves with the arrays' addresses:
+the last bit would then depend on memory layout (it did, between a process
+that compiled the kernels and one that loaded them from the cache).
 """
 
 import numpy as np

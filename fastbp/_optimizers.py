@@ -21,6 +21,12 @@ def update_slice(code, params, grads, first, second, lo, hi, learning_rate, mome
     sgd: v ← μv − ηg, then θ ← θ + v, or θ ← θ + μv − ηg with Nesterov's momentum.
     adam: m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², θ ← θ − η_t m / (√v + ε),
     with learning_rate already η_t (see ``step_rate``).
+
+    No expression adds two products: contraction could fuse either one, and
+    LLVM may choose differently in a loop's vector body and in its remainder,
+    whose split moves with the arrays' addresses, so the last bit would depend
+    on memory layout. Adam's moments are written as m + (1 − β1)(g − m); sgd
+    first stores ηg (in `second`, which adam alone needs), then reads it back.
     """
     # Views indexed from 0: an index that could be negative makes Numba check
     # for wraparound, which stops LLVM from vectorizing the loop.
@@ -30,18 +36,20 @@ def update_slice(code, params, grads, first, second, lo, hi, learning_rate, mome
     if code == SGD:
         mu = dt(momentum)
         for i in range(theta.shape[0]):
-            velocity = mu * m[i] - eta * g[i]
+            v[i] = eta * g[i]
+        for i in range(theta.shape[0]):
+            velocity = mu * m[i] - v[i]
             m[i] = velocity
             if nesterov:
-                theta[i] += mu * velocity - eta * g[i]
+                theta[i] += mu * velocity - v[i]
             else:
                 theta[i] += velocity
     else:
-        b1, b2, eps = dt(beta_1), dt(beta_2), dt(epsilon)
+        eps = dt(epsilon)
         c1, c2 = dt(1 - beta_1), dt(1 - beta_2)
         for i in range(theta.shape[0]):
-            m[i] = b1 * m[i] + c1 * g[i]
-            v[i] = b2 * v[i] + c2 * (g[i] * g[i])
+            m[i] = m[i] + c1 * (g[i] - m[i])
+            v[i] = v[i] + c2 * (g[i] * g[i] - v[i])
             theta[i] += -eta * m[i] / (np.sqrt(v[i]) + eps)
 
 
@@ -62,7 +70,8 @@ class Optimizer:
                  nesterovs_momentum, power_t, beta_1, beta_2, epsilon):
         self.code = SGD if solver == "sgd" else ADAM
         self.first = np.zeros(n_params, dtype=dtype)
-        self.second = np.zeros(n_params if self.code == ADAM else 0, dtype=dtype)
+        # adam's second moments; sgd's scratch for ηg (see update_slice)
+        self.second = np.zeros(n_params, dtype=dtype)
         self.t = 0
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
