@@ -16,6 +16,7 @@ from . import _vectorized
 from ._config import JIT
 from ._network import batch_step, build_coefs_t
 from ._optimizers import step_rate, update_slice
+from ._threads import parallel_launches, serial
 
 
 @njit(**JIT)
@@ -23,7 +24,7 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
               act_code, out_code, loss_code, alpha, eps, data_scale, grads,
               x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
               tasks, task_penalty, penalty_columns,
-              opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon):
+              opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial):
     """The compiled epoch; returns (Σ batch loss × length, minibatch count t)."""
     build_coefs_t(params, units, coefs_t)
     n_samples = order.shape[0]
@@ -36,7 +37,7 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
             act_code, out_code, loss_code, alpha, eps, grads,
             x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
             tasks, task_penalty, penalty_columns,
-            opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
+            opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial,
         )
         total += (data_scale * data_loss + penalty) * (stop - start)
     return total, t
@@ -44,10 +45,11 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
 
 def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale,
                 grads, optimizer, work):
-    total, optimizer.t = run_epoch(
-        params, units, *inputs, Y, sample_weight, order, batch_size, *codes, alpha, eps, data_scale, grads,
-        *work.buffers(), *optimizer.step_args(),
-    )
+    with parallel_launches():
+        total, optimizer.t = run_epoch(
+            params, units, *inputs, Y, sample_weight, order, batch_size, *codes, alpha, eps, data_scale, grads,
+            *work.buffers(), *optimizer.step_args(), serial(),
+        )
     return total
 
 

@@ -34,6 +34,7 @@ from ._functional import BACKEND_MODULES
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack
+from ._threads import effective_threads
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _EPOCHS = {"loop": train_epoch, "vectorized": train_epoch_vectorized}
@@ -43,7 +44,8 @@ _PREDICT_CHUNK = 4096
 
 @contextmanager
 def _thread_limits(backend, n_threads):
-    """Run the body on n_threads threads (None: all), restoring the counts after.
+    """Run the body on n_threads threads (None: the rule of ``_threads``),
+    restoring the counts after.
 
     The loop backend computes on Numba's threads and BLAS gets one (scipy's
     L-BFGS-B calls it between loss evaluations); the vectorized backend
@@ -53,16 +55,16 @@ def _thread_limits(backend, n_threads):
     evaluation.
     """
     previous = numba.get_num_threads()
+    threads = effective_threads(n_threads)
     if backend == "vectorized":
         numba.set_num_threads(1)
-        blas_threads = n_threads
+        blas_threads = threads
     else:
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n_threads is None
-                              else min(n_threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(threads)
         blas_threads = 1
     try:
         with _blas_controller().limit(limits=blas_threads, user_api="blas"):
-            yield
+            yield threads
     finally:
         numba.set_num_threads(previous)
 
@@ -166,8 +168,9 @@ class _BaseMLP(BaseEstimator):
 
         previous_state = copy.deepcopy(self.__dict__)
         try:
-            with _thread_limits(self.backend, self.n_threads):
+            with _thread_limits(self.backend, self.n_threads) as threads:
                 self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes)
+                self.n_threads_ = threads
         except BaseException:
             # A diverged or interrupted fit must not lose the model the user had.
             self.__dict__.clear()
@@ -487,7 +490,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     backend : {'loop', 'vectorized'}, default='loop'
         Numba loop kernels, or NumPy matrix products.
     n_threads : int, default=None
-        Numba threads used by this estimator; None uses all.
+        Threads used by this estimator's fit and predict. None: NUMBA_NUM_THREADS
+        when set, else one per Dask task inside a Dask worker, else 1 off the main
+        thread (joblib's threading backend), else every core.
 
     Attributes
     ----------
@@ -521,6 +526,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Output units.
     out_activation_ : str
         Output activation.
+    n_threads_ : int
+        Threads the last fit ran on (see n_threads).
 
     Examples
     --------
@@ -694,7 +701,7 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads
     ----------
     loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, \
 coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
-n_outputs_, out_activation_
+n_outputs_, out_activation_, n_threads_
         As in :class:`MLPClassifier`.
 
     Examples

@@ -39,6 +39,7 @@ from ._kernels import (
 )
 from ._losses import output_delta, sample_loss
 from ._optimizers import step_rate, update_slice
+from ._threads import parallel_launches, serial
 from ._params import coef_start, coef_t_view, coef_view, intercept_start, intercept_view, layer_rows
 
 # Region 2's tasks aim at this many multiply-adds per sample each, so that
@@ -101,93 +102,124 @@ class Workspace:
                 self.penalty_columns)
 
 
-@njit(**PARALLEL_JIT)
-def forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
-                     act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas, losses):
-    """Region 1: forward pass, and given targets Y, s_n ℓ_n, BP1 and BP2, block by block."""
+@njit(**JIT)
+def forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+                           act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas,
+                           losses, block):
+    """Region 1's work for one block of samples: the forward pass, and given
+    targets Y, s_n ℓ_n, BP1 and BP2."""
     n_layers = units.shape[0] - 1
     with_backward = Y.shape[0] > 0
     gather = rows.shape[0] > 0
     sparse = indptr.shape[0] > 0
-    n_blocks = (n_batch + BLOCK - 1) // BLOCK
-    for block in prange(n_blocks):
-        n0 = block * BLOCK
-        n1 = min(n0 + BLOCK, n_batch)
-        if gather:
-            for n in range(n0, n1):
-                if not sparse:
-                    x_batch[n, :] = X[rows[n]]
-                if with_backward:
-                    y_batch[n, :] = Y[rows[n]]
-                    sw_batch[n] = sample_weight[rows[n]]
-        x = x_batch if gather else X
-        y = y_batch if gather else Y
-        sw = sw_batch if gather else sample_weight
-
-        a_out = layer_rows(activations, units, 1, n_batch)
-        code = out_code if n_layers == 1 else act_code
-        if sparse:
-            forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, 0),
-                                intercept_view(params, units, 0), code, a_out, n0, n1)
-        else:
-            forward_rows(x, coef_view(params, units, 0), intercept_view(params, units, 0), code, a_out, n0, n1)
-        for layer in range(1, n_layers):
-            a_in = a_out
-            a_out = layer_rows(activations, units, layer + 1, n_batch)
-            code = out_code if layer == n_layers - 1 else act_code
-            forward_rows(a_in, coef_view(params, units, layer), intercept_view(params, units, layer),
-                         code, a_out, n0, n1)
-        if not with_backward:
-            continue
-
+    n0 = block * BLOCK
+    n1 = min(n0 + BLOCK, n_batch)
+    if gather:
         for n in range(n0, n1):
-            losses[n] = sw[n] * sample_loss(loss_code, out_code, a_out, y, eps, n)
-        delta = layer_rows(deltas, units, n_layers, n_batch)
-        output_delta(loss_code, out_code, a_out, y, sw, delta, n0, n1)
-        for layer in range(n_layers - 1, 0, -1):
-            delta_prev = layer_rows(deltas, units, layer, n_batch)
-            backward_rows(delta, coef_t_view(coefs_t, units, layer), layer_rows(activations, units, layer, n_batch),
-                          act_code, delta_prev, n0, n1)
-            delta = delta_prev
+            if not sparse:
+                x_batch[n, :] = X[rows[n]]
+            if with_backward:
+                y_batch[n, :] = Y[rows[n]]
+                sw_batch[n] = sample_weight[rows[n]]
+    x = x_batch if gather else X
+    y = y_batch if gather else Y
+    sw = sw_batch if gather else sample_weight
+
+    a_out = layer_rows(activations, units, 1, n_batch)
+    code = out_code if n_layers == 1 else act_code
+    if sparse:
+        forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, 0),
+                            intercept_view(params, units, 0), code, a_out, n0, n1)
+    else:
+        forward_rows(x, coef_view(params, units, 0), intercept_view(params, units, 0), code, a_out, n0, n1)
+    for layer in range(1, n_layers):
+        a_in = a_out
+        a_out = layer_rows(activations, units, layer + 1, n_batch)
+        code = out_code if layer == n_layers - 1 else act_code
+        forward_rows(a_in, coef_view(params, units, layer), intercept_view(params, units, layer),
+                     code, a_out, n0, n1)
+    if not with_backward:
+        return
+
+    for n in range(n0, n1):
+        losses[n] = sw[n] * sample_loss(loss_code, out_code, a_out, y, eps, n)
+    delta = layer_rows(deltas, units, n_layers, n_batch)
+    output_delta(loss_code, out_code, a_out, y, sw, delta, n0, n1)
+    for layer in range(n_layers - 1, 0, -1):
+        delta_prev = layer_rows(deltas, units, layer, n_batch)
+        backward_rows(delta, coef_t_view(coefs_t, units, layer), layer_rows(activations, units, layer, n_batch),
+                      act_code, delta_prev, n0, n1)
+        delta = delta_prev
+
+
+@njit(**PARALLEL_JIT)
+def forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+                     act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas, losses,
+                     serial):
+    """Region 1: every block of samples, on Numba's threads unless serial."""
+    n_blocks = (n_batch + BLOCK - 1) // BLOCK
+    if serial:
+        for block in range(n_blocks):
+            forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight,
+                                   n_batch, act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch,
+                                   activations, deltas, losses, block)
+    else:
+        for block in prange(n_blocks):
+            forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight,
+                                   n_batch, act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch,
+                                   activations, deltas, losses, block)
+
+
+@njit(**JIT)
+def gradient_task(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
+                  activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                  opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i):
+    """Region 2's task i: BP3 or BP4 for its rows, their ‖w‖² (before any update),
+    and given optimizer state, the step and wᵀ refresh of those rows."""
+    scale = 1.0 / weight_sum
+    layer, k0, k1 = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+    fan_out = units[layer + 1]
+    delta = layer_rows(deltas, units, layer + 1, n_batch)
+    if k0 < 0:
+        task_penalty[i] = 0.0
+        intercept_grads_of(delta, scale, intercept_view(grads, units, layer))
+        lo = intercept_start(units, layer)
+        hi = lo + fan_out
+    else:
+        coefs = coef_view(params, units, layer)
+        task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[i])
+        coef_grads = coef_view(grads, units, layer)
+        if layer == 0 and col_ptr.shape[0] > 0:
+            coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1)
+        elif layer == 0:
+            coef_grad_rows(X, delta, coefs, alpha, scale, coef_grads, k0, k1)
+        else:
+            coef_grad_rows(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
+                           coef_grads, k0, k1)
+        lo = coef_start(units, layer) + k0 * fan_out
+        hi = coef_start(units, layer) + k1 * fan_out
+    if first.shape[0] > 0:
+        update_slice(opt_code, params, grads, first, second, lo, hi, step_size, momentum, nesterov,
+                     beta_1, beta_2, epsilon)
+        if k0 >= 0 and layer > 0:
+            transpose_rows(coef_view(params, units, layer), coef_t_view(coefs_t, units, layer), k0, k1)
 
 
 @njit(**PARALLEL_JIT)
 def gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
-                   activations, deltas,
-                   col_data, col_rows, col_ptr, alpha, weight_sum,
-                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon):
-    """Region 2: BP3 and BP4 task by task, each task's ‖w‖² (before any update),
-    and given optimizer state, the step and wᵀ refresh of the task's rows."""
-    scale = 1.0 / weight_sum
-    update = first.shape[0] > 0
-    sparse = col_ptr.shape[0] > 0
-    for i in prange(tasks.shape[0]):
-        layer, k0, k1 = tasks[i, 0], tasks[i, 1], tasks[i, 2]
-        fan_out = units[layer + 1]
-        delta = layer_rows(deltas, units, layer + 1, n_batch)
-        if k0 < 0:
-            task_penalty[i] = 0.0
-            intercept_grads_of(delta, scale, intercept_view(grads, units, layer))
-            lo = intercept_start(units, layer)
-            hi = lo + fan_out
-        else:
-            coefs = coef_view(params, units, layer)
-            task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[i])
-            coef_grads = coef_view(grads, units, layer)
-            if layer == 0 and sparse:
-                coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1)
-            elif layer == 0:
-                coef_grad_rows(X, delta, coefs, alpha, scale, coef_grads, k0, k1)
-            else:
-                coef_grad_rows(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
-                               coef_grads, k0, k1)
-            lo = coef_start(units, layer) + k0 * fan_out
-            hi = coef_start(units, layer) + k1 * fan_out
-        if update:
-            update_slice(opt_code, params, grads, first, second, lo, hi, step_size, momentum, nesterov,
-                         beta_1, beta_2, epsilon)
-            if k0 >= 0 and layer > 0:
-                transpose_rows(coef_view(params, units, layer), coef_t_view(coefs_t, units, layer), k0, k1)
+                   activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, serial):
+    """Region 2: every task, on Numba's threads unless serial."""
+    if serial:
+        for i in range(tasks.shape[0]):
+            gradient_task(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
+                          activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                          opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i)
+    else:
+        for i in prange(tasks.shape[0]):
+            gradient_task(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
+                          activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                          opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i)
 
 
 @njit(**JIT)
@@ -205,12 +237,13 @@ def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, 
                act_code, out_code, loss_code, alpha, eps, grads,
                x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
                tasks, task_penalty, penalty_columns,
-               opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon):
+               opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial):
     """Loss and gradients of one minibatch (rows of the input), and given optimizer
     state (first non-empty), the optimizer step number t. coefs_t must hold the current wᵀ.
     Returns (Σ s_n ℓ_n / Σ s_n, ½ α Σ‖w‖² / Σ s_n), the loss before the step."""
     forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
-                     act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas, losses)
+                     act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas, losses,
+                     serial)
     sw = sw_batch if rows.shape[0] > 0 else sample_weight
     weight_sum = 0.0
     data_loss = 0.0
@@ -235,7 +268,7 @@ def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, 
     gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
                    activations, deltas,
                    col_data, col_rows, col_ptr, alpha, weight_sum,
-                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon)
+                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, serial)
     penalty = 0.0
     for i in range(task_penalty.shape[0]):
         penalty += task_penalty[i]
@@ -255,9 +288,10 @@ def forward_pass(params, units, inputs, act_code, out_code, work):
     n = n_samples_of(inputs)
     no_targets = np.empty((0, units[-1]), dtype=params.dtype)
     no_weights = np.empty(0, dtype=params.dtype)
-    forward_backward(params, work.coefs_t, units, *inputs, _NO_ROWS, no_targets, no_weights, n,
-                     act_code, out_code, 0, 0.0, work.x_batch, work.y_batch, work.sw_batch,
-                     work.activations, work.deltas, work.losses)
+    with parallel_launches():
+        forward_backward(params, work.coefs_t, units, *inputs, _NO_ROWS, no_targets, no_weights, n,
+                         act_code, out_code, 0, 0.0, work.x_batch, work.y_batch, work.sw_batch,
+                         work.activations, work.deltas, work.losses, serial())
     return layer_rows(work.activations, units, units.shape[0] - 1, n)
 
 
@@ -266,6 +300,7 @@ def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, 
     Returns (data loss, penalty)."""
     build_coefs_t(params, units, work.coefs_t)
     no_state = np.empty(0, dtype=params.dtype)
-    return batch_step(params, units, *inputs, _NO_ROWS, Y, sample_weight, n_samples_of(inputs), *codes,
-                      alpha, eps, grads, *work.buffers(),
-                      0, no_state, no_state, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0)
+    with parallel_launches():
+        return batch_step(params, units, *inputs, _NO_ROWS, Y, sample_weight, n_samples_of(inputs), *codes,
+                          alpha, eps, grads, *work.buffers(),
+                          0, no_state, no_state, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0, serial())
