@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from . import machine, report, startup
+from . import jacobian, machine, report, startup
 from . import workloads as wl
 from .peers import available
 
@@ -67,6 +67,7 @@ def main(argv=None):
                 record["load_average"] = machine.load_average()
                 result["records"].append(record)
 
+    result["jacobian"] = jacobian.crossover(repeats=repeats) if not args.quick else []
     env = thread_env(all_threads)
     result["startup"] = [startup.compile_times(d, env) for d in dtypes]
     if not args.quick:

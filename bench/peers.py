@@ -27,7 +27,7 @@ class _EstimatorRunner:
         self.X, self.y = X, y
         classifier, regressor = self.classes()
         cls = regressor if workload.task == "regression" else classifier
-        self.model = cls(workload.hidden, solver=workload.solver, batch_size=workload.batch_size,
+        self.model = cls(hidden_layer_sizes=workload.hidden, solver=workload.solver, batch_size=workload.batch_size,
                          learning_rate_init=1e-3, random_state=0, **self.extra())
         kwargs = {} if workload.task == "regression" else {"classes": np.unique(y)}
         with warnings.catch_warnings():

@@ -82,6 +82,11 @@ def markdown(result):
                   "| workload | library | MiB |", "|---|---|---|"]
         for p in result["peak_memory"]:
             lines.append(f"| {p['workload']} | {p['lib']} | {p['peak_rss_growth_mib']:.1f} |")
+    if result.get("jacobian"):
+        from .jacobian import table
+
+        lines += ["", "## Jacobian: forward mode (one sweep per input) vs reverse mode (one per output)", "",
+                  table(result["jacobian"])]
     return "\n".join(lines) + "\n"
 
 

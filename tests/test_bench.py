@@ -1,0 +1,38 @@
+"""Smoke test of the benchmark suite: `python -m bench --quick` on a tiny workload.
+
+No time is asserted: only that every figure is present and the plots are written.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_quick_bench_writes_json_table_and_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert {"machine", "versions", "records", "startup", "load_average_start", "load_average_end"} <= set(result)
+    assert result["machine"]["model"] and "logical_cores" in result["machine"]
+    ceilings = [r for r in result["records"] if r.get("kind") == "ceiling"]
+    assert {r["dtype"] for r in ceilings} == {"float64", "float32"}
+    assert all(r["gflops"] > 0 for r in ceilings)
+    runs = {(r["lib"], r["dtype"]) for r in result["records"] if "epoch_s" in r}
+    for lib in ("numpy", "loop", "vectorized", "sklearn"):
+        assert {(lib, "float64"), (lib, "float32")} <= runs
+    for record in result["records"]:
+        if record.get("lib") in ("loop", "vectorized", "sklearn"):
+            assert record["epoch_s"] > 0 and record["predict_samples_per_s"] > 0 and record["flops"] > 0
+    for startup in result["startup"]:
+        assert startup["cold"]["first_fit_s"] > 0 and startup["warm"]["first_fit_s"] > 0
+    table = (tmp_path / "results.md").read_text()
+    assert "| digits 64-32-10 | float64 |" in table and "% ceiling" in table
+    for name in ("speedup_vs_sklearn.png", "fraction_of_ceiling.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
