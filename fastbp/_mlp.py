@@ -491,7 +491,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Numba loop kernels, or NumPy matrix products.
     n_threads : int, default=None
         Threads used by this estimator's fit and predict. None: NUMBA_NUM_THREADS
-        when set, else one per Dask task inside a Dask worker, else 1 off the main
+        when set, else one per task inside a Dask worker or Ray task, else 1 off the main
         thread (joblib's threading backend), else every core.
 
     Attributes

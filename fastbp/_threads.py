@@ -4,8 +4,9 @@ The rule for ``n_threads=None``, in order:
 
 1. NUMBA_NUM_THREADS when set in the environment (joblib's loky sets it in
    its workers, to the cores divided among them);
-2. inside a Dask worker, the thread budget Dask gives each task: its
-   OMP_NUM_THREADS (Dask sets 1), since Numba ignores that variable;
+2. inside a Dask worker or a Ray task, the thread budget the cluster gives
+   each task: its OMP_NUM_THREADS (both set 1), since Numba ignores that
+   variable;
 3. 1 when the fit runs off the main thread (joblib's threading backend, a
    ThreadPoolExecutor): the other threads are busy fitting too;
 4. else every core Numba sees.
@@ -40,23 +41,36 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _dask_task_budget():
+def _in_dask_worker():
     if "distributed" not in sys.modules:
-        return None
-    try:
-        from distributed import get_worker
+        return False
+    from distributed import get_worker
 
+    try:
         get_worker()
-    except (ImportError, ValueError):
-        return None
-    return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        return False
+    return True
+
+
+def _in_ray_task():
+    ray = sys.modules.get("ray")
+    return bool(ray and ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None)
+
+
+def _cluster_task_budget():
+    """Inside a Dask worker or a Ray task, the threads the cluster gives a task:
+    its OMP_NUM_THREADS (both set 1), since Numba ignores that variable."""
+    if _in_dask_worker() or _in_ray_task():
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    return None
 
 
 def default_threads():
     """The thread count of ``n_threads=None`` (see the module docstring)."""
     if "NUMBA_NUM_THREADS" in os.environ:
         return numba.config.NUMBA_NUM_THREADS
-    budget = _dask_task_budget()
+    budget = _cluster_task_budget()
     if budget is not None:
         return min(budget, numba.config.NUMBA_NUM_THREADS)
     if threading.current_thread() is not threading.main_thread():
