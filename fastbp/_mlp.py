@@ -22,22 +22,24 @@ from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptr
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, shuffle
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _network
+from . import _interchange, _network
 from ._activations import ACTIVATION_CODES
 from ._epoch import train_epoch, train_epoch_vectorized
 from ._functional import BACKEND_MODULES
-from ._losses import LOSS_CODES, SQUARED_ERROR
+from ._losses import LOSS_CODES, SQUARED_ERROR, sample_losses
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack
 from ._threads import effective_threads
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _EPOCHS = {"loop": train_epoch, "vectorized": train_epoch_vectorized}
+_NO_NORMS = np.empty(0)
 # Rows per compiled call at predict time: bounds the workspace, not the speed.
 _PREDICT_CHUNK = 4096
 
@@ -81,12 +83,13 @@ class _BaseMLP(BaseEstimator):
         **_SkBase._parameter_constraints,
         "backend": [StrOptions({"loop", "vectorized"})],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+        "record_gradient_norms": ["boolean"],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
                  learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose,
                  warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
-                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads):
+                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads, record_gradient_norms):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -113,6 +116,7 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.backend = backend
         self.n_threads = n_threads
+        self.record_gradient_norms = record_gradient_norms
 
     # ------------------------------------------------------------------ setup
 
@@ -139,16 +143,19 @@ class _BaseMLP(BaseEstimator):
             self.intercepts_.append(self._random_state.uniform(-bound, bound, fan_out).astype(dtype, copy=False))
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [b.copy() for b in self.intercepts_]
+        self.gradient_norms_ = None
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
+                self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
     def _bind_params(self, units, dtype):
@@ -186,6 +193,7 @@ class _BaseMLP(BaseEstimator):
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._check_targets(y)
+        sample_weight = self._weigh_classes(y, sample_weight)
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
 
@@ -214,6 +222,10 @@ class _BaseMLP(BaseEstimator):
     def _check_targets(self, y):
         """Hook for stricter target checks (the regressor's poisson loss)."""
 
+    def _weigh_classes(self, y, sample_weight):
+        """Hook for the classifier's class_weight: the sample weights to train with."""
+        return sample_weight
+
     def _fit_lbfgs(self, X, Y, sample_weight, units):
         inputs = _network.input_arrays(X, np.float64)
         codes = self._codes()
@@ -229,17 +241,22 @@ class _BaseMLP(BaseEstimator):
             # As scikit-learn: the reported loss with the summed loss's gradient.
             return scale * data_loss + penalty, grads.copy()
 
-        iteration = [0]
+        norms = []
 
-        def report(intermediate_result):
-            iteration[0] += 1
-            print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
+        def end_of_iteration(intermediate_result):
+            norms.append(np.zeros(len(units) - 1))
+            if self.record_gradient_norms:
+                # L-BFGS-B evaluates the accepted point last, so grads holds its gradient.
+                _network.add_gradient_norms(grads, units, work.penalty_columns[0], norms[-1])
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (len(norms), intermediate_result.fun))
 
         opt_res = scipy.optimize.minimize(
             loss_and_grad, self._params.copy(), method="L-BFGS-B", jac=True,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-            callback=report if self.verbose else None,
+            callback=end_of_iteration if (self.verbose or self.record_gradient_norms) else None,
         )
+        self.gradient_norms_ = np.array(norms).reshape(-1, len(units) - 1) if self.record_gradient_norms else None
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         self._params[:] = opt_res.x
@@ -276,9 +293,10 @@ class _BaseMLP(BaseEstimator):
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
             sw_val = sample_weight[val_idx]
+            validation_loss = self._validation_loss(X_val, Y[val_idx], sw_val, units)
         else:
             train_idx = None
-            X_val = y_val = sw_val = None
+            X_val = y_val = sw_val = validation_loss = None
 
         n_samples = X.shape[0] if train_idx is None else train_idx.shape[0]
         if self.batch_size == "auto":
@@ -298,6 +316,10 @@ class _BaseMLP(BaseEstimator):
         epoch = _EPOCHS[self.backend]
         eps = float(np.finfo(dtype).eps)
         sample_idx = np.arange(n_samples, dtype=np.int64)
+        n_layers = len(units) - 1
+        if self.record_gradient_norms and self.gradient_norms_ is None:
+            # Recording switched on for a warm refit: earlier epochs are unknown.
+            self.gradient_norms_ = np.full((len(self.loss_curve_), n_layers), np.nan)
 
         try:
             self.n_iter_ = 0
@@ -306,18 +328,22 @@ class _BaseMLP(BaseEstimator):
                     # Composes with the previous epoch's order, as scikit-learn does.
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 rows = sample_idx if train_idx is None else train_idx[sample_idx]
+                norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
                 total = epoch(
                     self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
                     batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer, work,
+                    norms,
                 )
                 self.n_iter_ += 1
                 self.loss_ = total / n_samples
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
+                if self.record_gradient_norms:
+                    self.gradient_norms_ = np.vstack([self.gradient_norms_, norms])
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-                self._update_no_improvement_count(X_val, y_val, sw_val)
+                self._update_no_improvement_count(X_val, y_val, sw_val, validation_loss)
                 self._optimizer.iteration_ends(self.t_)
 
                 if self._no_improvement_count > self.n_iter_no_change:
@@ -348,10 +374,44 @@ class _BaseMLP(BaseEstimator):
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
 
-    def _update_no_improvement_count(self, X_val, y_val, sw_val):
+    def _validation_loss(self, X_val, Y_val, sw_val, units):
+        """A function of no argument giving the reported loss of the current
+        weights on the validation rows, as scikit-learn reports a loss:
+        data_scale × Σ s_n ℓ_n / Σ s_n + ½ α Σ‖W‖² / Σ s_n.
+
+        One compiled forward pass over the rows and one compiled loop over
+        their losses, in the buffers allocated here once per fit (sized for the
+        validation rows, as L-BFGS's are for the training rows). Half the cost
+        of a backprop call, whose gradients would be thrown away.
+        """
+        dtype = self._params.dtype
+        inputs = _network.input_arrays(X_val, dtype)
+        Y_val = np.ascontiguousarray(Y_val, dtype=dtype)
+        sw_val = np.asarray(sw_val, dtype=np.float64)
+        weight_sum = float(sw_val.sum())
+        work = _network.Workspace(units, Y_val.shape[0], dtype, max_nnz=inputs[1].shape[0])
+        losses = np.empty(Y_val.shape[0], dtype=np.float64)
+        forward = BACKEND_MODULES[self.backend].forward_pass
+        act_code, out_code, loss_code = self._codes()
+        eps, scale, alpha = float(np.finfo(dtype).eps), self._data_scale(), float(self.alpha)
+        n_coefs = int(sum(units[i] * units[i + 1] for i in range(len(units) - 1)))
+
+        def loss():
+            output = forward(self._params, units, inputs, act_code, out_code, work)
+            sample_losses(loss_code, out_code, output, Y_val, eps, losses)
+            coefs = self._params[:n_coefs].astype(np.float64)
+            return float(scale * np.dot(sw_val, losses) / weight_sum + 0.5 * alpha * np.dot(coefs, coefs) / weight_sum)
+
+        return loss
+
+    def _update_no_improvement_count(self, X_val, y_val, sw_val, validation_loss=None):
         if self.early_stopping:
             val_score = self._score(X_val, y_val, sample_weight=sw_val)
             self.validation_scores_.append(val_score)
+            if not isinstance(getattr(self, "validation_loss_curve_", None), list):
+                # A model from scikit-learn (or an older fastbp) recorded no validation losses.
+                self.validation_loss_curve_ = [np.nan] * (len(self.validation_scores_) - 1)
+            self.validation_loss_curve_.append(validation_loss())
             if self.verbose:
                 print("Validation score: %f" % self.validation_scores_[-1])
             # Strict comparisons: a tie neither resets nor counts as an improvement.
@@ -431,6 +491,58 @@ class _BaseMLP(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    # ------------------------------------------------------------ interchange
+
+    def to_sklearn(self):
+        """This fitted model as scikit-learn's own MLP estimator.
+
+        Returns a fitted ``sklearn.neural_network.MLPClassifier`` or
+        ``MLPRegressor`` with the same parameters (fastbp's own, such as
+        backend, n_threads and class_weight, are dropped), copies of the
+        weights, the fitted attributes scikit-learn's estimator has (including
+        the optimizer state, so its partial_fit continues as this one's would)
+        and the same predictions. Any tool that knows scikit-learn's MLP (an
+        ONNX converter, for instance) can take it. scikit-learn's MLP has no
+        class_weight: training continued there is unweighted unless given
+        sample_weight.
+
+        Returns
+        -------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            A fitted scikit-learn estimator, sharing no memory with this one.
+        """
+        check_is_fitted(self)
+        return _interchange.to_sklearn(self)
+
+    @classmethod
+    def from_sklearn(cls, estimator):
+        """A fitted fastbp estimator made from a fitted scikit-learn one.
+
+        Takes scikit-learn's parameters, weights and fitted attributes
+        (optimizer state included), ready to predict and to continue training
+        with ``warm_start=True`` or ``partial_fit``. fastbp's own parameters
+        take their defaults. validation_loss_curve_, which scikit-learn does not
+        record, holds NaN for the epochs scikit-learn ran.
+
+        Parameters
+        ----------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            A fitted estimator of the matching scikit-learn class.
+
+        Returns
+        -------
+        estimator : MLPClassifier or MLPRegressor
+            The fastbp estimator, sharing no memory with the given one.
+
+        Raises
+        ------
+        TypeError
+            If `estimator` is not an instance of the matching scikit-learn class.
+        sklearn.exceptions.NotFittedError
+            If `estimator` is not fitted.
+        """
+        return _interchange.from_sklearn(cls, estimator)
+
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, a drop-in for scikit-learn's.
@@ -493,6 +605,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Threads used by this estimator's fit and predict. None: NUMBA_NUM_THREADS
         when set, else one per task inside a Dask worker or Ray task, else 1 off the main
         thread (joblib's threading backend), else every core.
+    record_gradient_norms : bool, default=False
+        Record each layer's weight-gradient norm in ``gradient_norms_``, inside
+        the compiled epoch; off, nothing is computed for it.
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, as scikit-learn's linear classifiers take them:
+        each sample's weight is multiplied by its class's weight (and by
+        sample_weight when both are given). A dict {label: weight} weighs the
+        classes it leaves out 1; 'balanced' weighs class c by
+        n_samples / (n_classes × n_c), from the whole y given to fit (before any
+        early-stopping split; with sample_weight, from the weighted counts, as
+        LogisticRegression does). scikit-learn's ``compute_class_weight``
+        computes them, with its rules and its errors: a dict naming a label
+        absent from y while leaving out a class y has raises a ValueError (so
+        ``{rare: 10}`` fails on a fold without the rare class). The validation
+        score and loss of early stopping weigh the held-out samples the same
+        way. Not supported for multilabel targets (ValueError); partial_fit
+        takes a dict, computed against classes_, but not 'balanced' (a chunk's
+        class frequencies are not the data's), as SGDClassifier. None: every
+        class weighs 1, scikit-learn's model. fastbp's own: to_sklearn drops it.
 
     Attributes
     ----------
@@ -506,6 +637,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Loss per epoch (sgd, adam).
     validation_scores_ : list of float or None
         Validation accuracy per epoch with early_stopping.
+    validation_loss_curve_ : list of float or None
+        With early_stopping, the loss on the held-out samples per epoch, of the
+        weights at the end of that epoch, measured as loss_ is (data term, for
+        several squared-error outputs averaged over them, plus
+        ½ α Σ‖W‖² / Σ validation weights); as long as validation_scores_.
+        loss_curve_ is a different measurement: a running average of the
+        minibatch losses over an epoch, each taken before that minibatch's
+        step, while the weights move, on the training samples. None without
+        early_stopping. fastbp's own attribute: from_sklearn fills scikit-learn's
+        epochs with NaN.
     best_validation_score_ : float or None
         Best validation accuracy with early_stopping.
     t_ : int
@@ -528,6 +669,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Output activation.
     n_threads_ : int
         Threads the last fit ran on (see n_threads).
+    gradient_norms_ : ndarray of shape (len(loss_curve_), n_layers_ - 1) or None
+        With record_gradient_norms: per epoch, the Frobenius norm of each layer's
+        weight gradient (L2 term included) averaged over the epoch's minibatches;
+        it grows with loss_curve_ under warm_start and partial_fit. With lbfgs,
+        one row per L-BFGS iteration of the last fit. None otherwise.
 
     Examples
     --------
@@ -539,12 +685,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     True
     """
 
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        # As scikit-learn's linear classifiers declare it.
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend="loop", n_threads=None):
+                 backend="loop", n_threads=None, class_weight=None, record_gradient_norms=False):
+        self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -553,10 +706,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend, n_threads=n_threads,
+            record_gradient_norms=record_gradient_norms,
         )
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _weigh_classes(self, y, sample_weight):
+        """sample_weight × the weight of each sample's class, by scikit-learn's
+        compute_class_weight on the y of this call (the whole y given to fit,
+        before any early-stopping split); y is the binarized target."""
+        if self.class_weight is None:
+            return sample_weight
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            raise ValueError(
+                "class_weight is not supported for multilabel targets: a sample belongs to several classes "
+                "or to none. Pass sample_weight instead."
+            )
+        index = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0].astype(np.intp)
+        class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[index],
+                                            sample_weight=sample_weight)
+        weight = np.asarray(class_weight, dtype=np.float64)[index]
+        return weight if sample_weight is None else sample_weight * weight.astype(sample_weight.dtype)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -629,6 +800,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self : object
             The updated model.
         """
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # As SGDClassifier: one chunk's class frequencies are not the data's.
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit. In order to use 'balanced' "
+                "weights, use compute_class_weight('balanced', classes=classes, y=y). In place of y you "
+                "can use a large enough sample of the full training set target to properly estimate the "
+                "class frequency distributions. Pass the resulting weights as the class_weight parameter, "
+                "as a dict: dict(zip(classes, weights))."
+            )
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -694,14 +874,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, \
 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, \
-beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads
+beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads, record_gradient_norms
         As in :class:`MLPClassifier`; the early-stopping score is R².
 
     Attributes
     ----------
-    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, \
-coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
-n_outputs_, out_activation_, n_threads_
+    loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_, \
+best_validation_score_, t_, coefs_, intercepts_, n_features_in_, feature_names_in_, \
+n_iter_, n_layers_, n_outputs_, out_activation_, n_threads_, gradient_norms_
         As in :class:`MLPClassifier`.
 
     Examples
@@ -724,7 +904,7 @@ n_outputs_, out_activation_, n_threads_
                  power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 max_fun=15000, backend="loop", n_threads=None):
+                 max_fun=15000, backend="loop", n_threads=None, record_gradient_norms=False):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -733,6 +913,7 @@ n_outputs_, out_activation_, n_threads_
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend, n_threads=n_threads,
+            record_gradient_norms=record_gradient_norms,
         )
 
     def _output_activation(self):
@@ -770,6 +951,11 @@ n_outputs_, out_activation_, n_threads_
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32), reset=reset)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(
+                f"MLPRegressor needs numeric targets; y has dtype {y.dtype}. Encode them as numbers, "
+                "or use MLPClassifier for class labels."
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y

@@ -140,14 +140,18 @@ def test_grid_search_picks_sklearns_best_params():
 
 @pytest.mark.parametrize("cls, sk_cls", [(MLPClassifier, SkMLPClassifier),
                                          (MLPRegressor, SkMLPRegressor)])
-def test_params_are_sklearns_plus_two(cls, sk_cls):
+def test_params_are_sklearns_plus_fastbps_own(cls, sk_cls):
     ours = cls().get_params()
     theirs = sk_cls().get_params()
-    assert set(ours) == set(theirs) | {"backend", "n_threads"}
+    own = {"backend", "n_threads", "record_gradient_norms"} | ({"class_weight"} if cls is MLPClassifier else set())
+    assert set(ours) == set(theirs) | own
     for name, value in theirs.items():
         assert ours[name] == value, name
     assert ours["backend"] == "loop"
     assert ours["n_threads"] is None
+    assert ours["record_gradient_norms"] is False
+    if cls is MLPClassifier:
+        assert ours["class_weight"] is None
 
 
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
