@@ -14,7 +14,7 @@ from numba import njit
 
 from . import _vectorized
 from ._config import JIT
-from ._network import batch_step, build_coefs_t
+from ._network import add_gradient_norms, batch_step, build_coefs_t
 from ._optimizers import step_rate, update_slice
 from ._threads import parallel_launches, serial
 
@@ -24,11 +24,17 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
               act_code, out_code, loss_code, alpha, eps, data_scale, grads,
               x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
               tasks, task_penalty, penalty_columns,
-              opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial):
-    """The compiled epoch; returns (Σ batch loss × length, minibatch count t)."""
+              opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial,
+              gradient_norms):
+    """The compiled epoch; returns (Σ batch loss × length, minibatch count t).
+
+    A non-empty gradient_norms receives each layer's ‖∂C/∂w‖ averaged over the
+    epoch's minibatches; an empty one costs nothing.
+    """
     build_coefs_t(params, units, coefs_t)
     n_samples = order.shape[0]
     total = 0.0
+    record = gradient_norms.shape[0] > 0
     for start in range(0, n_samples, batch_size):
         stop = min(start + batch_size, n_samples)
         t += 1
@@ -40,21 +46,27 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
             opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial,
         )
         total += (data_scale * data_loss + penalty) * (stop - start)
+        if record:
+            add_gradient_norms(grads, units, penalty_columns[0], gradient_norms)
+    if record:
+        n_batches = (n_samples + batch_size - 1) // batch_size
+        for layer in range(gradient_norms.shape[0]):
+            gradient_norms[layer] /= n_batches
     return total, t
 
 
 def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale,
-                grads, optimizer, work):
+                grads, optimizer, work, gradient_norms):
     with parallel_launches():
         total, optimizer.t = run_epoch(
             params, units, *inputs, Y, sample_weight, order, batch_size, *codes, alpha, eps, data_scale, grads,
-            *work.buffers(), *optimizer.step_args(), serial(),
+            *work.buffers(), *optimizer.step_args(), serial(), gradient_norms,
         )
     return total
 
 
 def train_epoch_vectorized(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps,
-                           data_scale, grads, optimizer, work):
+                           data_scale, grads, optimizer, work, gradient_norms):
     X = _vectorized.as_matrix(*inputs, units[0])
     code, first, second, _, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon = optimizer.step_args()
     total = 0.0
@@ -65,7 +77,11 @@ def train_epoch_vectorized(params, units, inputs, Y, sample_weight, order, batch
         )
         total += (data_scale * data_loss + penalty) * rows.shape[0]
         optimizer.t += 1
+        if gradient_norms.shape[0] > 0:
+            add_gradient_norms(grads, units, work.penalty_columns[0], gradient_norms)
         update_slice(code, params, grads, first, second, 0, params.shape[0],
                      step_rate(code, learning_rate, beta_1, beta_2, optimizer.t),
                      momentum, nesterov, beta_1, beta_2, epsilon)
+    if gradient_norms.shape[0] > 0:
+        gradient_norms /= -(-order.shape[0] // batch_size)
     return total

@@ -223,6 +223,13 @@ def gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, penalty_c
 
 
 @njit(**JIT)
+def add_gradient_norms(grads, units, scratch, norms):
+    """norms[l] += ‖∂C/∂w^l‖ (Frobenius, the L2 term included) for every layer."""
+    for layer in range(units.shape[0] - 1):
+        norms[layer] += np.sqrt(squared_norm_rows(coef_view(grads, units, layer), 0, units[layer], scratch))
+
+
+@njit(**JIT)
 def build_coefs_t(params, units, coefs_t):
     """wᵀ of layers 1..L-1, for the δ recursion."""
     for layer in range(1, units.shape[0] - 1):
