@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from . import jacobian, machine, report, startup
+from . import diagnostics, jacobian, machine, report, startup
 from . import workloads as wl
 from .peers import available
 
@@ -68,6 +68,7 @@ def main(argv=None):
                 result["records"].append(record)
 
     result["jacobian"] = jacobian.crossover(repeats=repeats) if not args.quick else []
+    result["gradient_norms"] = diagnostics.gradient_norm_cost(repeats=repeats) if not args.quick else []
     env = thread_env(all_threads)
     result["startup"] = [startup.compile_times(d, env) for d in dtypes]
     if not args.quick:

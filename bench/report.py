@@ -87,6 +87,11 @@ def markdown(result):
 
         lines += ["", "## Jacobian: forward mode (one sweep per input) vs reverse mode (one per output)", "",
                   table(result["jacobian"])]
+    if result.get("gradient_norms"):
+        from .diagnostics import table as norms_table
+
+        lines += ["", "## record_gradient_norms: a fit (adam, 3 epochs, all threads) without and with it", "",
+                  norms_table(result["gradient_norms"])]
     return "\n".join(lines) + "\n"
 
 
