@@ -460,6 +460,23 @@ class _BaseMLP(BaseEstimator):
 
     # ---------------------------------------------------------------- predict
 
+    def predict(self, X):
+        """Predict with the fitted network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data, cast to the dtype of coefs_.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (classifier; an indicator matrix for multilabel
+            targets) or predicted values (regressor).
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
@@ -754,22 +771,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y
 
-    def predict(self, X):
-        """Predict class labels.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            Predicted classes.
-        """
-        check_is_fitted(self)
-        return self._predict(X)
-
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
@@ -922,22 +923,6 @@ n_iter_, n_layers_, n_outputs_, out_activation_, n_threads_, gradient_norms_
     def _check_targets(self, y):
         if self.loss == "poisson" and (y < 0).any():
             raise ValueError("The poisson loss needs non-negative targets; y contains negative values.")
-
-    def predict(self, X):
-        """Predict with the fitted network.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predicted values.
-        """
-        check_is_fitted(self)
-        return self._predict(X)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
