@@ -6,16 +6,14 @@ compute_sample_weight / compute_class_weight, its own MLP estimators, its own
 loss functions, and a NumPy forward pass.
 """
 
-import copy
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
@@ -24,7 +22,6 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 
-import fastbp
 from fastbp import LossCurveDisplay, MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
