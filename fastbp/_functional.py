@@ -59,7 +59,7 @@ def forward(coefs, intercepts, X, *, activation="relu", out_activation="softmax"
     array([[2.5]])
     """
     units, params, X = _prepare(coefs, intercepts, X, activation, out_activation, None, backend)
-    work = _network.Workspace(units, X.shape[0], X.dtype)
+    work = _network.Workspace(units, X.shape[0], X.dtype, backward=False)
     output = BACKEND_MODULES[backend].forward_pass(
         params, units, _network.input_arrays(X, X.dtype),
         ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], work,

@@ -389,7 +389,7 @@ class _BaseMLP(BaseEstimator):
         Y_val = np.ascontiguousarray(Y_val, dtype=dtype)
         sw_val = np.asarray(sw_val, dtype=np.float64)
         weight_sum = float(sw_val.sum())
-        work = _network.Workspace(units, Y_val.shape[0], dtype, max_nnz=inputs[1].shape[0])
+        work = _network.Workspace(units, Y_val.shape[0], dtype, backward=False)
         losses = np.empty(Y_val.shape[0], dtype=np.float64)
         forward = BACKEND_MODULES[self.backend].forward_pass
         act_code, out_code, loss_code = self._codes()
@@ -485,7 +485,7 @@ class _BaseMLP(BaseEstimator):
         params = pack(self.coefs_, self.intercepts_, dtype)
         act, out, _ = self._codes()
         n_samples = X.shape[0]
-        work = _network.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype)
+        work = _network.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype, backward=False)
         forward = BACKEND_MODULES[self.backend].forward_pass
         output = np.empty((n_samples, units[-1]), dtype=dtype)
         if sp.issparse(X):

@@ -76,19 +76,21 @@ class Workspace:
     """Every buffer a network of `units` needs for minibatches of up to
     `capacity` rows, allocated once, outside every loop. `gather` asks for
     buffers to copy minibatch rows into; `max_nnz` bounds a sparse input's
-    stored values per batch."""
+    stored values per batch; backward=False sizes it for forward passes only."""
 
-    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=0):
+    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=0, backward=True):
         units = np.asarray(units, dtype=np.int64)
         width = int(units[1:].sum())
+        # A forward pass alone (predict, validation) needs neither deltas nor wᵀ.
+        backward_width = width if backward else 0
         rows = capacity if gather else 0
         self.x_batch = np.empty((0 if max_nnz else rows, units[0]), dtype=dtype)
         self.y_batch = np.empty((rows, units[-1]), dtype=dtype)
         self.sw_batch = np.empty(rows, dtype=dtype)
         self.activations = np.empty(capacity * width, dtype=dtype)
-        self.deltas = np.empty(capacity * width, dtype=dtype)
+        self.deltas = np.empty(capacity * backward_width, dtype=dtype)
         self.losses = np.empty(capacity, dtype=np.float64)
-        self.coefs_t = np.empty(int((units[1:-1] * units[2:]).sum()), dtype=dtype)
+        self.coefs_t = np.empty(int((units[1:-1] * units[2:]).sum()) if backward else 0, dtype=dtype)
         self.col_data = np.empty(max_nnz, dtype=dtype)
         self.index_scratch = np.empty(max_nnz + units[0] + 1 if max_nnz else 0, dtype=np.int64)
         self.tasks = gradient_task_table(units)
