@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _network, _vectorized
 from ._activations import ACTIVATION_CODES
-from ._losses import LOSS_CODES
+from ._losses import LOSS_CODES, sample_losses
 from ._params import pack, unpack
 from ._validation import (
     check_names,
@@ -76,6 +76,19 @@ def _loss_and_flat_gradients(units, params, X, Y, sample_weight, activation, out
         float(alpha), float(np.finfo(X.dtype).eps), grads, work,
     )
     return data_loss + penalty, grads
+
+
+def loss_value(backend, params, units, inputs, Y, sample_weight, codes, alpha, eps, work, losses, data_scale=1.0):
+    """data_scale × Σ s_n ℓ_n / Σ s_n + ½ α Σ‖W‖² / Σ s_n, by a forward pass alone:
+    for evaluations whose gradients would be thrown away (central differences,
+    the validation loss). `losses` is a float64 buffer of one value per row."""
+    act_code, out_code, loss_code = codes
+    output = BACKEND_MODULES[backend].forward_pass(params, units, inputs, act_code, out_code, work)
+    sample_losses(loss_code, out_code, output, Y, eps, losses)
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    weight_sum = float(weights.sum())
+    coefs = params[: sum(int(units[i] * units[i + 1]) for i in range(len(units) - 1))].astype(np.float64)
+    return float(data_scale * np.dot(weights, losses) / weight_sum + 0.5 * alpha * np.dot(coefs, coefs) / weight_sum)
 
 
 def _prepare_training(coefs, intercepts, X, Y, activation, out_activation, loss, alpha, sample_weight, backend):
@@ -150,7 +163,7 @@ def check_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activatio
 
     Each parameter θ_i is moved by ±eps and (C(θ + eps e_i) − C(θ − eps e_i)) / 2 eps
     is compared with backprop's ∂C/∂θ_i, array by array (see :func:`relative_error`).
-    That costs two loss evaluations per parameter: meant for small networks.
+    That costs two forward passes per parameter: meant for small networks.
     Central differences across a relu kink are wrong by construction.
 
     Parameters
@@ -183,20 +196,24 @@ def check_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activatio
     )
     if eps is None:
         eps = float(np.cbrt(np.finfo(X.dtype).eps))
+    _, grads = _loss_and_flat_gradients(
+        units, params, X, Y, sample_weight, activation, out_activation, loss, alpha, backend, work
+    )
+    inputs = _network.input_arrays(X, X.dtype)
+    codes = (ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], LOSS_CODES[loss])
+    losses = np.empty(X.shape[0])
+    clip = float(np.finfo(X.dtype).eps)
 
     def loss_at(theta):
-        return _loss_and_flat_gradients(
-            units, theta, X, Y, sample_weight, activation, out_activation, loss, alpha, backend, work
-        )
+        return loss_value(backend, theta, units, inputs, Y, sample_weight, codes, float(alpha), clip, work, losses)
 
-    _, grads = loss_at(params)
     numeric = np.empty(params.shape, dtype=np.float64)
     theta = params.copy()
     for i in range(params.size):
         theta[i] = params[i] + eps
-        plus, _ = loss_at(theta)
+        plus = loss_at(theta)
         theta[i] = params[i] - eps
-        minus, _ = loss_at(theta)
+        minus = loss_at(theta)
         theta[i] = params[i]
         numeric[i] = (plus - minus) / (2 * eps)
     analytic_arrays = sum(unpack(grads, units), [])

@@ -31,8 +31,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import _interchange, _network
 from ._activations import ACTIVATION_CODES
 from ._epoch import train_epoch, train_epoch_vectorized
-from ._functional import BACKEND_MODULES
-from ._losses import LOSS_CODES, SQUARED_ERROR, sample_losses
+from ._functional import BACKEND_MODULES, loss_value
+from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack
 from ._threads import effective_threads
@@ -387,22 +387,11 @@ class _BaseMLP(BaseEstimator):
         dtype = self._params.dtype
         inputs = _network.input_arrays(X_val, dtype)
         Y_val = np.ascontiguousarray(Y_val, dtype=dtype)
-        sw_val = np.asarray(sw_val, dtype=np.float64)
-        weight_sum = float(sw_val.sum())
         work = _network.Workspace(units, Y_val.shape[0], dtype, backward=False)
         losses = np.empty(Y_val.shape[0], dtype=np.float64)
-        forward = BACKEND_MODULES[self.backend].forward_pass
-        act_code, out_code, loss_code = self._codes()
-        eps, scale, alpha = float(np.finfo(dtype).eps), self._data_scale(), float(self.alpha)
-        n_coefs = int(sum(units[i] * units[i + 1] for i in range(len(units) - 1)))
-
-        def loss():
-            output = forward(self._params, units, inputs, act_code, out_code, work)
-            sample_losses(loss_code, out_code, output, Y_val, eps, losses)
-            coefs = self._params[:n_coefs].astype(np.float64)
-            return float(scale * np.dot(sw_val, losses) / weight_sum + 0.5 * alpha * np.dot(coefs, coefs) / weight_sum)
-
-        return loss
+        codes, eps, scale, alpha = self._codes(), float(np.finfo(dtype).eps), self._data_scale(), float(self.alpha)
+        return lambda: loss_value(self.backend, self._params, units, inputs, Y_val, sw_val, codes, alpha, eps, work,
+                                  losses, scale)
 
     def _update_no_improvement_count(self, X_val, y_val, sw_val, validation_loss=None):
         if self.early_stopping:
