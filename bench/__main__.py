@@ -69,6 +69,7 @@ def main(argv=None):
 
     result["jacobian"] = jacobian.crossover(repeats=repeats) if not args.quick else []
     result["gradient_norms"] = diagnostics.gradient_norm_cost(repeats=repeats) if not args.quick else []
+    result["callback_cost"] = diagnostics.callback_cost(repeats=repeats)
     env = thread_env(all_threads)
     result["startup"] = [startup.compile_times(d, env) for d in dtypes]
     if not args.quick:

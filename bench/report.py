@@ -92,6 +92,11 @@ def markdown(result):
 
         lines += ["", "## record_gradient_norms: a fit (adam, 3 epochs, all threads) without and with it", "",
                   norms_table(result["gradient_norms"])]
+    if result.get("callback_cost"):
+        from .diagnostics import callback_table
+
+        lines += ["", "## Callbacks: a fit (adam, all threads) with none, a ProgressBar, a ScoringMonitor", "",
+                  callback_table(result["callback_cost"])]
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,12 @@ FASTMATH = {"contract"}
 # Serial kernels: elementwise work and small reductions.
 JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 
+# Dot products of two contiguous rows, for layers too narrow to fill the
+# vector lanes in the row-update shape: reassociation lets LLVM sum each one
+# in vector lanes. The order it picks depends on the row length only, the
+# same for every row, block and thread count.
+REDUCTION_JIT = dict(JIT, fastmath=FASTMATH | {"reassoc"})
+
 # Kernels that split work over threads with prange. Every prange loop gives
 # each output element to exactly one thread, so the result is bitwise the
 # same for any number of threads.

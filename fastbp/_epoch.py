@@ -4,8 +4,8 @@ update), with no Python per batch. The vectorized backend's epoch does the
 same with NumPy, one Python iteration per batch.
 
 Both take the same arguments: `order` (the rows of the epoch, in minibatch
-order), the Optimizer (its state is updated in place) and a Workspace sized
-for one minibatch; both return Σ_batches (batch loss × batch length), where
+order), the Optimizer (its state is updated in place), a Workspace sized
+for one minibatch and `dropout` = (p, key of the epoch's masks); both return Σ_batches (batch loss × batch length), where
 the batch loss is data_scale × data term + penalty, the loss scikit-learn
 reports.
 """
@@ -21,8 +21,9 @@ from ._threads import parallel_launches, serial
 
 @njit(**JIT)
 def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, batch_size,
-              act_code, out_code, loss_code, alpha, eps, data_scale, grads,
-              x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
+              act_code, out_code, loss_code, alpha, eps, data_scale, grads, dropout, dropout_key,
+              x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, coefs_t, coef_grads_t, col_data,
+              index_scratch,
               tasks, task_penalty, penalty_columns,
               opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial,
               gradient_norms):
@@ -40,8 +41,9 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
         t += 1
         data_loss, penalty = batch_step(
             params, units, X, data, indices, indptr, order[start:stop], Y, sample_weight, stop - start,
-            act_code, out_code, loss_code, alpha, eps, grads,
-            x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
+            act_code, out_code, loss_code, alpha, eps, grads, dropout, dropout_key, start,
+            x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, coefs_t, coef_grads_t, col_data,
+              index_scratch,
             tasks, task_penalty, penalty_columns,
             opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial,
         )
@@ -56,17 +58,17 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
 
 
 def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale,
-                grads, optimizer, work, gradient_norms):
+                grads, optimizer, work, gradient_norms, dropout):
     with parallel_launches():
         total, optimizer.t = run_epoch(
             params, units, *inputs, Y, sample_weight, order, batch_size, *codes, alpha, eps, data_scale, grads,
-            *work.buffers(), *optimizer.step_args(), serial(), gradient_norms,
+            *dropout, *work.buffers(), *optimizer.step_args(), serial(), gradient_norms,
         )
     return total
 
 
 def train_epoch_vectorized(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps,
-                           data_scale, grads, optimizer, work, gradient_norms):
+                           data_scale, grads, optimizer, work, gradient_norms, dropout):
     X = _vectorized.as_matrix(*inputs, units[0])
     code, first, second, _, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon = optimizer.step_args()
     total = 0.0
@@ -74,6 +76,7 @@ def train_epoch_vectorized(params, units, inputs, Y, sample_weight, order, batch
         rows = order[start : start + batch_size]
         data_loss, penalty = _vectorized.backprop(
             params, units, (X[rows], None, None, None), Y[rows], sample_weight[rows], codes, alpha, eps, grads,
+            dropout=dropout, position0=start,
         )
         total += (data_scale * data_loss + penalty) * rows.shape[0]
         optimizer.t += 1

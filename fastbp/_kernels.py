@@ -13,11 +13,17 @@ Indices: n sample, j neuron of this layer, k neuron of the layer below.
 from numba import njit
 
 from ._activations import activate_rows, multiply_derivative_rows
-from ._config import JIT
+from ._config import JIT, REDUCTION_JIT
 
 # Rows and terms per register block: 4 × 4 scalars of A stay in registers
 # while four rows of B stream past them.
 BLOCK = 4
+
+# A layer with fewer outputs than this (the 10 classes of an output layer)
+# leaves the row-update loop over j too short for LLVM's vector body, which
+# then runs scalar at a third of the rate: its forward pass takes dot products
+# along k instead, and its gradient sums are taken transposed, along k.
+NARROW = 32
 
 
 @njit(**JIT)
@@ -71,12 +77,45 @@ def _accumulate_rank1(A, B, C, r0, r1, t0, t1, a_transposed):
                 c[j] += a * b[j]
 
 
+@njit(**REDUCTION_JIT)
+def dot_product_rows(A, B_t, C, r0, r1):
+    """C[r, j] += Σ_t A[r, t] B_t[j, t] for r0 <= r < r1: each element a dot
+    product of two contiguous rows, four rows of A per pass over a row of B_t.
+
+    A short last block repeats its last row, so that every row is summed by
+    the same code, inside a block of 4 or not.
+    """
+    zero = C.dtype.type(0)
+    last = r1 - 1
+    for r in range(r0, r1, BLOCK):
+        a0, a1, a2, a3 = A[r], A[min(r + 1, last)], A[min(r + 2, last)], A[min(r + 3, last)]
+        for j in range(B_t.shape[0]):
+            b = B_t[j]
+            s0 = s1 = s2 = s3 = zero
+            for t in range(b.shape[0]):
+                s0 += a0[t] * b[t]
+                s1 += a1[t] * b[t]
+                s2 += a2[t] * b[t]
+                s3 += a3[t] * b[t]
+            C[r, j] += s0
+            if r + 1 <= last:
+                C[r + 1, j] += s1
+            if r + 2 <= last:
+                C[r + 2, j] += s2
+            if r + 3 <= last:
+                C[r + 3, j] += s3
+
+
 @njit(**JIT)
-def forward_rows(activations_in, coefs, intercepts, act_code, activations_out, n0, n1):
-    """z_j = Σ_k w_kj a_k + b_j, then a_j = σ(z_j), for samples n0..n1-1."""
+def forward_rows(activations_in, coefs, coefs_t, intercepts, act_code, activations_out, n0, n1):
+    """z_j = Σ_k w_kj a_k + b_j, then a_j = σ(z_j), for samples n0..n1-1; a
+    narrow layer passes its wᵀ as coefs_t (else an empty array) for dot products."""
     for n in range(n0, n1):
         activations_out[n, :] = intercepts
-    accumulate_product_rows(activations_in, coefs, activations_out, n0, n1, False)
+    if coefs_t.shape[0] > 0:
+        dot_product_rows(activations_in, coefs_t, activations_out, n0, n1)
+    else:
+        accumulate_product_rows(activations_in, coefs, activations_out, n0, n1, False)
     activate_rows(act_code, activations_out, n0, n1)
 
 
@@ -114,6 +153,17 @@ def coef_grad_rows(activations_prev, delta, coefs, alpha, scale, coef_grads, k0,
         coef_grads[k, :] = zero
     accumulate_product_rows(activations_prev, delta, coef_grads, k0, k1, True)
     _add_penalty_and_scale(coefs, alpha, scale, coef_grads, k0, k1)
+
+
+@njit(**JIT)
+def coef_grad_rows_narrow(activations_prev, delta, coefs, alpha, scale, coef_grads_t, coef_grads):
+    """∂C/∂w_kj of a narrow layer, all rows (BP4): (∂C/∂w)ᵀ_jk = Σ_n δ_nj a_nk
+    as row updates along k, transposed. Each sum runs over n in the same order
+    as in coef_grad_rows, so the result is the same to the last bit."""
+    coef_grads_t[:, :] = coefs.dtype.type(0)
+    accumulate_product_rows(delta, activations_prev, coef_grads_t, 0, coef_grads_t.shape[0], True)
+    transpose_rows(coef_grads_t, coef_grads, 0, coef_grads_t.shape[0])
+    _add_penalty_and_scale(coefs, alpha, scale, coef_grads, 0, coefs.shape[0])
 
 
 @njit(**JIT)

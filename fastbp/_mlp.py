@@ -6,7 +6,7 @@ import copy
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
-from numbers import Integral
+from numbers import Integral, Real
 
 import numba
 import numpy as np
@@ -28,8 +28,10 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _interchange, _network
+from . import _callbacks, _interchange, _network
 from ._activations import ACTIVATION_CODES
+from ._callbacks import CallbackSupportMixin
+from ._dropout import epoch_key
 from ._epoch import train_epoch, train_epoch_vectorized
 from ._functional import BACKEND_MODULES, loss_value
 from ._losses import LOSS_CODES, SQUARED_ERROR
@@ -78,18 +80,20 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SkBase._parameter_constraints,
         "backend": [StrOptions({"loop", "vectorized"})],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "record_gradient_norms": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
                  learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose,
                  warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
-                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads, record_gradient_norms):
+                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads, record_gradient_norms,
+                 dropout):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -117,6 +121,7 @@ class _BaseMLP(BaseEstimator):
         self.backend = backend
         self.n_threads = n_threads
         self.record_gradient_norms = record_gradient_norms
+        self.dropout = dropout
 
     # ------------------------------------------------------------------ setup
 
@@ -172,20 +177,29 @@ class _BaseMLP(BaseEstimator):
         hidden_layer_sizes = list(hidden_layer_sizes)
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes)
+        if self.dropout > 0 and self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                "dropout=%r needs solver='sgd' or 'adam': L-BFGS needs a deterministic objective, and dropout "
+                "draws a new thinned network at every step. Use dropout=0.0 with solver='lbfgs'." % self.dropout
+            )
 
-        previous_state = copy.deepcopy(self.__dict__)
+        # partial_fit runs one epoch; L-BFGS begins one iteration more than it runs (see _callbacks).
+        max_subtasks = 1 if incremental else self.max_iter + (self.solver not in _STOCHASTIC_SOLVERS)
+        fit_task = _callbacks.FitTask(self, X, y, sample_weight, max_subtasks)
+        previous_state = copy.deepcopy(self.__dict__, _callbacks.shared_state(self))
         try:
             with _thread_limits(self.backend, self.n_threads) as threads:
-                self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes)
+                self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes, fit_task)
                 self.n_threads_ = threads
         except BaseException:
             # A diverged or interrupted fit must not lose the model the user had.
             self.__dict__.clear()
             self.__dict__.update(previous_state)
             raise
+        fit_task.end()
         return self
 
-    def _fit_validated(self, X, y, sample_weight, incremental, hidden_layer_sizes):
+    def _fit_validated(self, X, y, sample_weight, incremental, hidden_layer_sizes, fit_task):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
@@ -208,9 +222,9 @@ class _BaseMLP(BaseEstimator):
                          else np.ascontiguousarray(sample_weight, dtype=dtype))
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, units, incremental)
+            self._fit_stochastic(X, Y, sample_weight, units, incremental, fit_task)
         else:
-            self._fit_lbfgs(X, Y, sample_weight, units)
+            self._fit_lbfgs(X, Y, sample_weight, units, fit_task)
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
@@ -226,7 +240,7 @@ class _BaseMLP(BaseEstimator):
         """Hook for the classifier's class_weight: the sample weights to train with."""
         return sample_weight
 
-    def _fit_lbfgs(self, X, Y, sample_weight, units):
+    def _fit_lbfgs(self, X, Y, sample_weight, units, fit_task):
         inputs = _network.input_arrays(X, np.float64)
         codes = self._codes()
         work = _network.Workspace(units, X.shape[0], np.float64, max_nnz=inputs[1].shape[0])
@@ -242,6 +256,9 @@ class _BaseMLP(BaseEstimator):
             return scale * data_loss + penalty, grads.copy()
 
         norms = []
+        iterations = fit_task.subtasks("lbfgs-iter", units)
+        if iterations is not None:
+            iterations.begin(self._params)
 
         def end_of_iteration(intermediate_result):
             norms.append(np.zeros(len(units) - 1))
@@ -250,14 +267,21 @@ class _BaseMLP(BaseEstimator):
                 _network.add_gradient_norms(grads, units, work.penalty_columns[0], norms[-1])
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (len(norms), intermediate_result.fun))
+            if iterations is not None and iterations.step(intermediate_result.x):
+                # scipy ends the minimization here, with this iteration's point as its result.
+                raise StopIteration
 
         opt_res = scipy.optimize.minimize(
             loss_and_grad, self._params.copy(), method="L-BFGS-B", jac=True,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-            callback=end_of_iteration if (self.verbose or self.record_gradient_norms) else None,
+            callback=end_of_iteration if self.verbose or self.record_gradient_norms or iterations else None,
         )
         self.gradient_norms_ = np.array(norms).reshape(-1, len(units) - 1) if self.record_gradient_norms else None
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        # A callback's stop request is not a failure to converge: no ConvergenceWarning.
+        if iterations is not None and iterations.close():
+            self.n_iter_ = opt_res.nit
+        else:
+            self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         self._params[:] = opt_res.x
 
@@ -274,7 +298,7 @@ class _BaseMLP(BaseEstimator):
             )
         return train_idx, val_idx
 
-    def _fit_stochastic(self, X, Y, sample_weight, units, incremental):
+    def _fit_stochastic(self, X, Y, sample_weight, units, incremental, fit_task):
         dtype = self._params.dtype
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = Optimizer(
@@ -310,7 +334,10 @@ class _BaseMLP(BaseEstimator):
         indptr = inputs[3]
         # The most stored values a minibatch can hold: its rows' counts at their largest.
         max_nnz = int(np.sort(np.diff(indptr))[-batch_size:].sum()) if indptr.shape[0] else 0
-        work = _network.Workspace(units, batch_size, dtype, gather=True, max_nnz=max_nnz)
+        work = _network.Workspace(units, batch_size, dtype, gather=True, max_nnz=max_nnz,
+                                  dropout=self.dropout > 0)
+        # Drawn last and only with dropout on, so dropout=0.0 leaves scikit-learn's stream untouched.
+        dropout_seed = self._random_state.randint(np.iinfo(np.int64).max, dtype=np.int64) if self.dropout > 0 else 0
         grads = np.empty_like(self._params)
         codes = self._codes()
         epoch = _EPOCHS[self.backend]
@@ -321,18 +348,23 @@ class _BaseMLP(BaseEstimator):
             # Recording switched on for a warm refit: earlier epochs are unknown.
             self.gradient_norms_ = np.full((len(self.loss_curve_), n_layers), np.nan)
 
+        epochs = fit_task.subtasks("epoch", units)
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
+                if epochs is not None:
+                    epochs.begin(self._params)
                 if self.shuffle:
                     # Composes with the previous epoch's order, as scikit-learn does.
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 rows = sample_idx if train_idx is None else train_idx[sample_idx]
                 norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
+                # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
+                dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))
                 total = epoch(
                     self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
                     batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer, work,
-                    norms,
+                    norms, dropout,
                 )
                 self.n_iter_ += 1
                 self.loss_ = total / n_samples
@@ -345,6 +377,9 @@ class _BaseMLP(BaseEstimator):
 
                 self._update_no_improvement_count(X_val, y_val, sw_val, validation_loss)
                 self._optimizer.iteration_ends(self.t_)
+                if epochs is not None and epochs.end(self._params):
+                    # A callback's stop request: the fit ends as at max_iter, without ConvergenceWarning.
+                    break
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     if self.early_stopping:
@@ -614,6 +649,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     record_gradient_norms : bool, default=False
         Record each layer's weight-gradient norm in ``gradient_norms_``, inside
         the compiled epoch; off, nothing is computed for it.
+    dropout : float in [0, 1), default=0.0
+        Inverted dropout on the hidden units during sgd and adam training: each
+        hidden unit of each training sample is dropped with this probability
+        and the kept ones scaled by 1 / (1 − dropout), in the loop kernels and
+        the vectorized backend alike; predict and predict_proba use the whole
+        network, unscaled. The masks come from a hash of (seed, cumulative epoch
+        number, position in the epoch, unit), so the same random_state gives
+        bitwise the same model for any n_threads, and partial_fit calls and
+        warm refits draw new masks. The seed is drawn from the random_state
+        stream after the initial weights and the early-stopping split, only
+        when dropout > 0: 0.0 is scikit-learn's model exactly. loss_curve_ then
+        records the training loss of the thinned networks (as PyTorch reports
+        it). Not with solver='lbfgs' (ValueError): its objective must be
+        deterministic. fastbp's own: to_sklearn drops it.
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, as scikit-learn's linear classifiers take them:
         each sample's weight is multiplied by its class's weight (and by
@@ -681,6 +730,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         it grows with loss_curve_ under warm_start and partial_fit. With lbfgs,
         one row per L-BFGS iteration of the last fit. None otherwise.
 
+    Notes
+    -----
+    Callbacks, with scikit-learn >= 1.9 (its experimental ``sklearn.callback``;
+    before it, ``set_callbacks`` raises an ImportError): ``set_callbacks`` takes
+    for instance ``ProgressBar()`` (which needs rich:
+    ``pip install 'fastbp[progress]'``) or ``ScoringMonitor(scoring="accuracy")``.
+    The fit, or a partial_fit call, is the root task, and each epoch
+    (``"epoch"``) or L-BFGS iteration (``"lbfgs-iter"``) a sub-task. The hooks
+    get X and y as passed to fit and, at an epoch's end, a fitted copy of the
+    model as it stands then (copies of coefs_ and intercepts_, made only for a
+    callback that asks for it). A callback's ``on_fit_task_end`` returning True
+    asks the fit to stop: it ends after that epoch as at max_iter (with
+    early_stopping, the best validation weights restored), without a
+    ConvergenceWarning. As for scikit-learn's estimators, a ProgressBar goes on
+    the outermost meta-estimator (Pipeline, GridSearchCV), not on a fastbp
+    estimator inside one. Without callbacks none of this runs: an epoch stays
+    one compiled call.
+
     Examples
     --------
     >>> from sklearn.datasets import load_iris
@@ -702,7 +769,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend="loop", n_threads=None, class_weight=None, record_gradient_norms=False):
+                 backend="loop", n_threads=None, class_weight=None, record_gradient_norms=False, dropout=0.0):
         self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
@@ -712,7 +779,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend, n_threads=n_threads,
-            record_gradient_norms=record_gradient_norms,
+            record_gradient_norms=record_gradient_norms, dropout=dropout,
         )
 
     def _output_activation(self):
@@ -864,7 +931,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, \
 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, \
-beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads, record_gradient_norms
+beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads, record_gradient_norms, \
+dropout
         As in :class:`MLPClassifier`; the early-stopping score is R².
 
     Attributes
@@ -873,6 +941,12 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, n_threads, record_g
 best_validation_score_, t_, coefs_, intercepts_, n_features_in_, feature_names_in_, \
 n_iter_, n_layers_, n_outputs_, out_activation_, n_threads_, gradient_norms_
         As in :class:`MLPClassifier`.
+
+    Notes
+    -----
+    Callbacks as in :class:`MLPClassifier`: ``set_callbacks``, the fit as root
+    task with one sub-task per epoch or L-BFGS iteration, and the stop request
+    (``ScoringMonitor(scoring="r2")``, for instance).
 
     Examples
     --------
@@ -894,7 +968,7 @@ n_iter_, n_layers_, n_outputs_, out_activation_, n_threads_, gradient_norms_
                  power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 max_fun=15000, backend="loop", n_threads=None, record_gradient_norms=False):
+                 max_fun=15000, backend="loop", n_threads=None, record_gradient_norms=False, dropout=0.0):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -903,7 +977,7 @@ n_iter_, n_layers_, n_outputs_, out_activation_, n_threads_, gradient_norms_
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend, n_threads=n_threads,
-            record_gradient_norms=record_gradient_norms,
+            record_gradient_norms=record_gradient_norms, dropout=dropout,
         )
 
     def _output_activation(self):

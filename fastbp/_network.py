@@ -25,11 +25,14 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from ._config import JIT, PARALLEL_JIT
+from ._dropout import NO_DROPOUT, drop_rows, hidden_unit_offset, undropped_rows
 from ._kernels import (
     BLOCK,
+    NARROW,
     backward_rows,
     batch_csr_to_csc,
     coef_grad_rows,
+    coef_grad_rows_narrow,
     coef_grad_rows_sparse,
     forward_rows,
     forward_rows_sparse,
@@ -61,12 +64,28 @@ def input_arrays(X, dtype):
     return X, np.empty(0, dtype=dtype), no_index, no_index
 
 
+@njit(**JIT)
+def is_narrow(units, layer):
+    """Whether layer `layer` (weights W^layer) takes the narrow kernels; layer 0
+    never does, as no wᵀ is kept for it."""
+    return layer > 0 and units[layer + 1] < NARROW
+
+
+@njit(**JIT)
+def narrow_t_view(coefs_t, units, layer):
+    """wᵀ of a narrow layer, for its forward dot products; empty for any other."""
+    if is_narrow(units, layer):
+        return coef_t_view(coefs_t, units, layer)
+    return coefs_t[:0].reshape((0, 0))
+
+
 def gradient_task_table(units):
-    """Rows (layer, k0, k1) of region 2's tasks; k0 = -1 is the layer's bias vector."""
+    """Rows (layer, k0, k1) of region 2's tasks; k0 = -1 is the layer's bias vector.
+    A narrow layer's gradient is summed transposed, all its rows in one task."""
     tasks = []
     for layer in range(len(units) - 1):
         fan_in, fan_out = int(units[layer]), int(units[layer + 1])
-        rows = max(BLOCK, BLOCK * round(_TASK_WORK / fan_out / BLOCK))
+        rows = fan_in if is_narrow(units, layer) else max(BLOCK, BLOCK * round(_TASK_WORK / fan_out / BLOCK))
         tasks += [(layer, k0, min(k0 + rows, fan_in)) for k0 in range(0, fan_in, rows)]
         tasks.append((layer, -1, -1))
     return np.asarray(tasks, dtype=np.int64)
@@ -76,12 +95,13 @@ class Workspace:
     """Every buffer a network of `units` needs for minibatches of up to
     `capacity` rows, allocated once, outside every loop. `gather` asks for
     buffers to copy minibatch rows into; `max_nnz` bounds a sparse input's
-    stored values per batch; backward=False sizes it for forward passes only."""
+    stored values per batch; backward=False sizes it for forward passes only;
+    dropout asks for the pre-dropout activations of one hidden layer."""
 
-    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=0, backward=True):
+    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=0, backward=True, dropout=False):
         units = np.asarray(units, dtype=np.int64)
         width = int(units[1:].sum())
-        # A forward pass alone (predict, validation) needs neither deltas nor wᵀ.
+        # A forward pass alone (predict, validation) needs no deltas, and wᵀ only for narrow layers.
         backward_width = width if backward else 0
         rows = capacity if gather else 0
         self.x_batch = np.empty((0 if max_nnz else rows, units[0]), dtype=dtype)
@@ -90,7 +110,9 @@ class Workspace:
         self.activations = np.empty(capacity * width, dtype=dtype)
         self.deltas = np.empty(capacity * backward_width, dtype=dtype)
         self.losses = np.empty(capacity, dtype=np.float64)
-        self.coefs_t = np.empty(int((units[1:-1] * units[2:]).sum()) if backward else 0, dtype=dtype)
+        self.undropped = np.empty((capacity if dropout else 0, int(units[1:-1].max(initial=0))), dtype=dtype)
+        self.coefs_t = np.empty(int((units[1:-1] * units[2:]).sum()), dtype=dtype)
+        self.coef_grads_t = np.empty(self.coefs_t.shape[0] if backward else 0, dtype=dtype)
         self.col_data = np.empty(max_nnz, dtype=dtype)
         self.index_scratch = np.empty(max_nnz + units[0] + 1 if max_nnz else 0, dtype=np.int64)
         self.tasks = gradient_task_table(units)
@@ -100,16 +122,17 @@ class Workspace:
     def buffers(self):
         """The workspace arguments of the compiled batch functions, in order."""
         return (self.x_batch, self.y_batch, self.sw_batch, self.activations, self.deltas, self.losses,
-                self.coefs_t, self.col_data, self.index_scratch, self.tasks, self.task_penalty,
+                self.undropped, self.coefs_t, self.coef_grads_t, self.col_data, self.index_scratch, self.tasks, self.task_penalty,
                 self.penalty_columns)
 
 
 @njit(**JIT)
 def forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
-                           act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas,
-                           losses, block):
+                           act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                           x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, block):
     """Region 1's work for one block of samples: the forward pass, and given
-    targets Y, s_n ℓ_n, BP1 and BP2."""
+    targets Y, s_n ℓ_n, BP1 and BP2. With dropout > 0, the hidden units are
+    thinned, row n being the sample at position0 + n of the epoch."""
     n_layers = units.shape[0] - 1
     with_backward = Y.shape[0] > 0
     gather = rows.shape[0] > 0
@@ -133,13 +156,16 @@ def forward_backward_block(params, coefs_t, units, X, data, indices, indptr, row
         forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, 0),
                             intercept_view(params, units, 0), code, a_out, n0, n1)
     else:
-        forward_rows(x, coef_view(params, units, 0), intercept_view(params, units, 0), code, a_out, n0, n1)
+        forward_rows(x, coef_view(params, units, 0), narrow_t_view(coefs_t, units, 0), intercept_view(params, units, 0),
+                     code, a_out, n0, n1)
     for layer in range(1, n_layers):
+        if dropout > 0.0:
+            drop_rows(a_out, n0, n1, dropout_key, position0, hidden_unit_offset(units, layer), dropout)
         a_in = a_out
         a_out = layer_rows(activations, units, layer + 1, n_batch)
         code = out_code if layer == n_layers - 1 else act_code
-        forward_rows(a_in, coef_view(params, units, layer), intercept_view(params, units, layer),
-                     code, a_out, n0, n1)
+        forward_rows(a_in, coef_view(params, units, layer), narrow_t_view(coefs_t, units, layer),
+                     intercept_view(params, units, layer), code, a_out, n0, n1)
     if not with_backward:
         return
 
@@ -149,31 +175,38 @@ def forward_backward_block(params, coefs_t, units, X, data, indices, indptr, row
     output_delta(loss_code, out_code, a_out, y, sw, delta, n0, n1)
     for layer in range(n_layers - 1, 0, -1):
         delta_prev = layer_rows(deltas, units, layer, n_batch)
-        backward_rows(delta, coef_t_view(coefs_t, units, layer), layer_rows(activations, units, layer, n_batch),
-                      act_code, delta_prev, n0, n1)
+        activations_prev = layer_rows(activations, units, layer, n_batch)
+        if dropout > 0.0:
+            unit0 = hidden_unit_offset(units, layer)
+            undropped_prev = undropped[:n_batch, : units[layer]]
+            undropped_rows(activations_prev, undropped_prev, n0, n1, dropout_key, position0, unit0, dropout)
+            backward_rows(delta, coef_t_view(coefs_t, units, layer), undropped_prev, act_code, delta_prev, n0, n1)
+            drop_rows(delta_prev, n0, n1, dropout_key, position0, unit0, dropout)
+        else:
+            backward_rows(delta, coef_t_view(coefs_t, units, layer), activations_prev, act_code, delta_prev, n0, n1)
         delta = delta_prev
 
 
 @njit(**PARALLEL_JIT)
 def forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
-                     act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas, losses,
-                     serial):
+                     act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                     x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, serial):
     """Region 1: every block of samples, on Numba's threads unless serial."""
     n_blocks = (n_batch + BLOCK - 1) // BLOCK
     if serial:
         for block in range(n_blocks):
             forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight,
-                                   n_batch, act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch,
-                                   activations, deltas, losses, block)
+                                   n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                                   x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, block)
     else:
         for block in prange(n_blocks):
             forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight,
-                                   n_batch, act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch,
-                                   activations, deltas, losses, block)
+                                   n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                                   x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, block)
 
 
 @njit(**JIT)
-def gradient_task(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
+def gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
                   activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i):
     """Region 2's task i: BP3 or BP4 for its rows, their ‖w‖² (before any update),
@@ -191,7 +224,10 @@ def gradient_task(params, grads, coefs_t, units, tasks, task_penalty, penalty_co
         coefs = coef_view(params, units, layer)
         task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[i])
         coef_grads = coef_view(grads, units, layer)
-        if layer == 0 and col_ptr.shape[0] > 0:
+        if is_narrow(units, layer):
+            coef_grad_rows_narrow(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
+                                  coef_t_view(coef_grads_t, units, layer), coef_grads)
+        elif layer == 0 and col_ptr.shape[0] > 0:
             coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1)
         elif layer == 0:
             coef_grad_rows(X, delta, coefs, alpha, scale, coef_grads, k0, k1)
@@ -208,18 +244,18 @@ def gradient_task(params, grads, coefs_t, units, tasks, task_penalty, penalty_co
 
 
 @njit(**PARALLEL_JIT)
-def gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
+def gradient_tasks(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
                    activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
                    opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, serial):
     """Region 2: every task, on Numba's threads unless serial."""
     if serial:
         for i in range(tasks.shape[0]):
-            gradient_task(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
+            gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
                           activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
                           opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i)
     else:
         for i in prange(tasks.shape[0]):
-            gradient_task(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
+            gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
                           activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
                           opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i)
 
@@ -243,16 +279,18 @@ def build_coefs_t(params, units, coefs_t):
 
 @njit(**JIT)
 def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
-               act_code, out_code, loss_code, alpha, eps, grads,
-               x_batch, y_batch, sw_batch, activations, deltas, losses, coefs_t, col_data, index_scratch,
+               act_code, out_code, loss_code, alpha, eps, grads, dropout, dropout_key, position0,
+               x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, coefs_t, coef_grads_t, col_data,
+               index_scratch,
                tasks, task_penalty, penalty_columns,
                opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial):
     """Loss and gradients of one minibatch (rows of the input), and given optimizer
     state (first non-empty), the optimizer step number t. coefs_t must hold the current wᵀ.
+    dropout > 0 thins the hidden units (the batch starting at position0 of the epoch).
     Returns (Σ s_n ℓ_n / Σ s_n, ½ α Σ‖w‖² / Σ s_n), the loss before the step."""
     forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
-                     act_code, out_code, loss_code, eps, x_batch, y_batch, sw_batch, activations, deltas, losses,
-                     serial)
+                     act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                     x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, serial)
     sw = sw_batch if rows.shape[0] > 0 else sample_weight
     weight_sum = 0.0
     data_loss = 0.0
@@ -274,7 +312,7 @@ def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, 
         col_ptr = index_scratch[:0]
     x = x_batch[:n_batch] if rows.shape[0] > 0 else X
     step_size = step_rate(opt_code, learning_rate, beta_1, beta_2, t) if first.shape[0] > 0 else 0.0
-    gradient_tasks(params, grads, coefs_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
+    gradient_tasks(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
                    activations, deltas,
                    col_data, col_rows, col_ptr, alpha, weight_sum,
                    opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, serial)
@@ -297,19 +335,22 @@ def forward_pass(params, units, inputs, act_code, out_code, work):
     n = n_samples_of(inputs)
     no_targets = np.empty((0, units[-1]), dtype=params.dtype)
     no_weights = np.empty(0, dtype=params.dtype)
+    build_coefs_t(params, units, work.coefs_t)
     with parallel_launches():
         forward_backward(params, work.coefs_t, units, *inputs, _NO_ROWS, no_targets, no_weights, n,
-                         act_code, out_code, 0, 0.0, work.x_batch, work.y_batch, work.sw_batch,
-                         work.activations, work.deltas, work.losses, serial())
+                         act_code, out_code, 0, 0.0, 0.0, np.uint64(0), 0, work.x_batch, work.y_batch,
+                         work.sw_batch, work.activations, work.deltas, work.losses, work.undropped, serial())
     return layer_rows(work.activations, units, units.shape[0] - 1, n)
 
 
-def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work):
+def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work, dropout=NO_DROPOUT):
     """Loss and gradients over all rows of inputs; writes grads (params' layout).
+    dropout = (p, key) thins the hidden units, the rows being positions 0, 1, …
+    of the epoch whose key it is (work made with dropout=True).
     Returns (data loss, penalty)."""
     build_coefs_t(params, units, work.coefs_t)
     no_state = np.empty(0, dtype=params.dtype)
     with parallel_launches():
         return batch_step(params, units, *inputs, _NO_ROWS, Y, sample_weight, n_samples_of(inputs), *codes,
-                          alpha, eps, grads, *work.buffers(),
+                          alpha, eps, grads, *dropout, 0, *work.buffers(),
                           0, no_state, no_state, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0, serial())

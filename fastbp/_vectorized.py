@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from ._activations import activate_rows, multiply_derivative_rows
 from ._losses import output_delta, sample_losses
+from ._dropout import NO_DROPOUT, dropout_factors, hidden_unit_offset
 from ._params import unpack
 
 
@@ -21,16 +22,31 @@ def as_matrix(X, data, indices, indptr, n_features):
     return X
 
 
-def forward_layers(params, units, X, act_code, out_code):
-    """[A^0 = X, A^1, ..., A^L] with A^l = σ(A^{l-1} W^l + b^l)."""
+def forward_layers(params, units, X, act_code, out_code, factors=()):
+    """[A^0 = X, A^1, ..., A^L] with A^l = σ(A^{l-1} W^l + b^l), each hidden
+    A^l then multiplied by factors[l-1] (dropout's m / (1 − p)) when given."""
     coefs, intercepts = unpack(params, units)
     layers = [X]
     for layer, (w, b) in enumerate(zip(coefs, intercepts)):
         z = np.asarray(layers[-1] @ w)
         z += b
         activate_rows(out_code if layer == len(coefs) - 1 else act_code, z, 0, z.shape[0])
+        if layer < len(factors):
+            z *= factors[layer]
         layers.append(z)
     return layers
+
+
+def dropout_factor_matrices(units, n_samples, dtype, dropout, position0):
+    """Dropout's m / (1 − p) for every hidden layer, rows at position0, position0 + 1, …
+    of the epoch: drawn by the loop kernels' own hash."""
+    rate, key = dropout
+    if rate == 0.0:
+        return []
+    factors = [np.empty((n_samples, units[h]), dtype=dtype) for h in range(1, len(units) - 1)]
+    for h, f in enumerate(factors, start=1):
+        dropout_factors(f, key, position0, hidden_unit_offset(units, h), rate)
+    return factors
 
 
 def forward_pass(params, units, inputs, act_code, out_code, work=None):
@@ -38,15 +54,19 @@ def forward_pass(params, units, inputs, act_code, out_code, work=None):
     return forward_layers(params, units, as_matrix(*inputs, units[0]), act_code, out_code)[-1]
 
 
-def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work=None):
+def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work=None, dropout=NO_DROPOUT,
+             position0=0):
     """Loss and gradients in matrix form: Δ^{l-1} = (Δ^l Wᵀ) ⊙ σ',
     ∇W = (Aᵀ Δ + α W) / Σs, ∇b = Σ_n Δ / Σs. Writes grads; returns
-    (data loss, penalty) as ``_network.backprop`` does."""
+    (data loss, penalty) as ``_network.backprop`` does. dropout = (p, key)
+    thins the hidden units of the rows at position0, position0 + 1, … of
+    the epoch: Δ^{l-1} = (Δ^l Wᵀ) ⊙ σ'(undropped A) ⊙ m / (1 − p)."""
     act_code, out_code, loss_code = codes
     X = as_matrix(*inputs, units[0])
     coefs, _ = unpack(params, units)
     coef_grads, intercept_grads = unpack(grads, units)
-    layers = forward_layers(params, units, X, act_code, out_code)
+    factors = dropout_factor_matrices(units, X.shape[0], params.dtype, dropout, position0)
+    layers = forward_layers(params, units, X, act_code, out_code, factors)
     output = layers[-1]
     n_samples = X.shape[0]
     losses = np.empty(n_samples)
@@ -66,5 +86,12 @@ def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, 
         intercept_grads[layer][...] = delta.sum(axis=0) * scale
         if layer > 0:
             delta = delta @ w.T
-            multiply_derivative_rows(act_code, layers[layer], delta, 0, n_samples)
+            if factors:
+                keep_scale = dtype(1.0 / (1.0 - dropout[0]))
+                undropped = np.divide(layers[layer], keep_scale, where=factors[layer - 1] != 0,
+                                      out=np.zeros_like(delta))
+                multiply_derivative_rows(act_code, undropped, delta, 0, n_samples)
+                delta *= factors[layer - 1]
+            else:
+                multiply_derivative_rows(act_code, layers[layer], delta, 0, n_samples)
     return data_loss, 0.5 * alpha * penalty / weight_sum

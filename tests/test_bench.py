@@ -3,6 +3,7 @@
 No time is asserted: only that every figure is present and the plots are written.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,7 +20,8 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "results.json").read_text())
-    assert {"machine", "versions", "records", "startup", "load_average_start", "load_average_end"} <= set(result)
+    assert {"machine", "versions", "records", "startup", "callback_cost", "load_average_start",
+            "load_average_end"} <= set(result)
     assert result["machine"]["model"] and "logical_cores" in result["machine"]
     ceilings = [r for r in result["records"] if r.get("kind") == "ceiling"]
     assert {r["dtype"] for r in ceilings} == {"float64", "float32"}
@@ -32,6 +34,10 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
             assert record["epoch_s"] > 0 and record["predict_samples_per_s"] > 0 and record["flops"] > 0
     for startup in result["startup"]:
         assert startup["cold"]["first_fit_s"] > 0 and startup["warm"]["first_fit_s"] > 0
+    if importlib.util.find_spec("sklearn.callback"):
+        (cost,) = result["callback_cost"]
+        assert cost["none_s"] > 0 and cost["progress_bar_over_none"] > 0 and cost["scoring_monitor_over_none"] > 0
+        assert "| ProgressBar / none |" in (tmp_path / "results.md").read_text()
     table = (tmp_path / "results.md").read_text()
     assert "| digits 64-32-10 | float64 |" in table and "% ceiling" in table
     for name in ("speedup_vs_sklearn.png", "fraction_of_ceiling.png"):

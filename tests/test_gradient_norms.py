@@ -76,7 +76,7 @@ def test_off_by_default_nothing_recorded_and_no_extra_pass(monkeypatch):
     original = fastbp._mlp._EPOCHS["loop"]
 
     def spy(*args):
-        seen.append(args[-1].shape[0])
+        seen.append(args[-2].shape[0])
         return original(*args)
 
     monkeypatch.setitem(fastbp._mlp._EPOCHS, "loop", spy)

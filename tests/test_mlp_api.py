@@ -143,13 +143,14 @@ def test_grid_search_picks_sklearns_best_params():
 def test_params_are_sklearns_plus_fastbps_own(cls, sk_cls):
     ours = cls().get_params()
     theirs = sk_cls().get_params()
-    own = {"backend", "n_threads", "record_gradient_norms"} | ({"class_weight"} if cls is MLPClassifier else set())
+    own = {"backend", "n_threads", "record_gradient_norms", "dropout"} | ({"class_weight"} if cls is MLPClassifier else set())
     assert set(ours) == set(theirs) | own
     for name, value in theirs.items():
         assert ours[name] == value, name
     assert ours["backend"] == "loop"
     assert ours["n_threads"] is None
     assert ours["record_gradient_norms"] is False
+    assert ours["dropout"] == 0.0
     if cls is MLPClassifier:
         assert ours["class_weight"] is None
 
