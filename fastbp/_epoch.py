@@ -5,9 +5,9 @@ same with NumPy, one Python iteration per batch.
 
 Both take the same arguments: `order` (the rows of the epoch, in minibatch
 order), the Optimizer (its state is updated in place), a Workspace sized
-for one minibatch and `dropout` = (p, key of the epoch's masks); both return Σ_batches (batch loss × batch length), where
-the batch loss is data_scale × data term + penalty, the loss scikit-learn
-reports.
+for one minibatch and `dropout` = (p, key of the epoch's masks); both
+return Σ_batches (batch loss × batch length), where the batch loss is
+data_scale × data term + penalty, the loss scikit-learn reports.
 """
 
 from numba import njit

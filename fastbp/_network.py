@@ -122,8 +122,8 @@ class Workspace:
     def buffers(self):
         """The workspace arguments of the compiled batch functions, in order."""
         return (self.x_batch, self.y_batch, self.sw_batch, self.activations, self.deltas, self.losses,
-                self.undropped, self.coefs_t, self.coef_grads_t, self.col_data, self.index_scratch, self.tasks, self.task_penalty,
-                self.penalty_columns)
+                self.undropped, self.coefs_t, self.coef_grads_t, self.col_data, self.index_scratch, self.tasks,
+                self.task_penalty, self.penalty_columns)
 
 
 @njit(**JIT)
