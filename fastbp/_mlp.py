@@ -80,6 +80,32 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+
+def _snapshot(state, memo):
+    """A deep copy of an estimator's __dict__ to restore after a failed fit.
+    Lists of floats (loss_curve_, validation_scores_) are copied shallowly:
+    they grow with every partial_fit call, and a deep copy of each float made
+    a long run of partial_fit calls quadratic."""
+    return {
+        name: list(value) if isinstance(value, list) and all(type(v) is float for v in value)
+        else copy.deepcopy(value, memo)
+        for name, value in state.items()
+    }
+
+
+def _binarize(label_binarizer, y):
+    """label_binarizer.transform(y) as booleans. For a 1-d y whose labels are
+    all among its classes (the caller has checked), the indicator matrix is
+    built directly, without transform's second round of target checks."""
+    classes = label_binarizer.classes_
+    if y.ndim != 1 or label_binarizer.y_type_.startswith("multilabel") or len(classes) < 2:
+        return label_binarizer.transform(y).astype(bool)
+    if len(classes) == 2:
+        return (y == classes[1]).reshape(-1, 1)
+    Y = np.zeros((y.shape[0], len(classes)), dtype=bool)
+    Y[np.arange(y.shape[0]), np.searchsorted(classes, y)] = True
+    return Y
+
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SkBase._parameter_constraints,
@@ -186,7 +212,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         # partial_fit runs one epoch; L-BFGS begins one iteration more than it runs (see _callbacks).
         max_subtasks = 1 if incremental else self.max_iter + (self.solver not in _STOCHASTIC_SOLVERS)
         fit_task = _callbacks.FitTask(self, X, y, sample_weight, max_subtasks)
-        previous_state = copy.deepcopy(self.__dict__, _callbacks.shared_state(self))
+        previous_state = _snapshot(self.__dict__, _callbacks.shared_state(self))
         try:
             with _thread_limits(self.backend, self.n_threads) as threads:
                 self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes, fit_task)
@@ -824,8 +850,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                     f"'y' has {classes}."
                 )
-        y = self._label_binarizer.transform(y).astype(bool)
-        return X, y
+        return X, _binarize(self._label_binarizer, y)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)

@@ -32,6 +32,7 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
     for record in result["records"]:
         if record.get("lib") in ("loop", "vectorized", "sklearn"):
             assert record["epoch_s"] > 0 and record["predict_samples_per_s"] > 0 and record["flops"] > 0
+            assert record["partial_fit_s"] > 0 and record["epochs_per_call"] == 10
     for startup in result["startup"]:
         assert startup["cold"]["first_fit_s"] > 0 and startup["warm"]["first_fit_s"] > 0
     if importlib.util.find_spec("sklearn.callback"):
@@ -39,6 +40,6 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
         assert cost["none_s"] > 0 and cost["progress_bar_over_none"] > 0 and cost["scoring_monitor_over_none"] > 0
         assert "| ProgressBar / none |" in (tmp_path / "results.md").read_text()
     table = (tmp_path / "results.md").read_text()
-    assert "| digits 64-32-10 | float64 |" in table and "% ceiling" in table
+    assert "| digits 64-32-10 | float64 |" in table and "% ceiling" in table and "partial_fit ms" in table
     for name in ("speedup_vs_sklearn.png", "fraction_of_ceiling.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -484,3 +484,36 @@ def test_fit_returns_self_and_tags(clf_data):
     Xi, yi = load_iris(return_X_y=True)
     assert MLPClassifier(hidden_layer_sizes=(20,), solver="lbfgs", random_state=0,
                          max_iter=300).fit(Xi, yi).score(Xi, yi) > 0.95
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([3, 1, 2, 1, 3, 3, 2]),
+    np.array(["b", "a", "c", "a", "c"], dtype=object),
+    np.array([1.0, -1.0, 1.0, 2.0]),
+    np.array(["no", "yes", "yes", "no"]),
+])
+def test_partial_fit_chunks_are_binarized_like_label_binarizer(labels):
+    """The indicator matrix fit builds itself equals LabelBinarizer.transform's,
+    for the classes of the data and for a chunk holding a subset of them."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastbp._mlp import _binarize
+
+    binarizer = LabelBinarizer().fit(labels)
+    for y in (labels, labels[labels != labels[0]], labels[:1]):
+        expected = binarizer.transform(y).astype(bool)
+        got = _binarize(binarizer, y)
+        assert got.dtype == bool and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_long_partial_fit_runs_keep_the_whole_loss_curve_on_failure(clf_data):
+    """The state restored after a failed call holds the loss curve of every earlier call."""
+    X, y = clf_data
+    clf = MLPClassifier(hidden_layer_sizes=(5,), random_state=0)
+    for _ in range(30):
+        clf.partial_fit(X, y, classes=np.unique(y))
+    curve = list(clf.loss_curve_)
+    with pytest.raises(ValueError, match="classes not in"):
+        clf.partial_fit(X, np.where(y == y[0], 99, y))
+    assert clf.loss_curve_ == curve and len(curve) == 30
