@@ -16,7 +16,7 @@ from . import _vectorized
 from ._config import JIT
 from ._network import add_gradient_norms, batch_step, build_coefs_t
 from ._optimizers import step_rate, update_slice
-from ._threads import parallel_launches, serial
+from ._threads import kernel_threads, parallel_launches
 
 
 @njit(**JIT)
@@ -25,7 +25,7 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
               x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, coefs_t, coef_grads_t, col_data,
               index_scratch,
               tasks, task_penalty, penalty_columns,
-              opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial,
+              opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, threads,
               gradient_norms):
     """The compiled epoch; returns (Σ batch loss × length, minibatch count t).
 
@@ -43,9 +43,8 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
             params, units, X, data, indices, indptr, order[start:stop], Y, sample_weight, stop - start,
             act_code, out_code, loss_code, alpha, eps, grads, dropout, dropout_key, start,
             x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, coefs_t, coef_grads_t, col_data,
-              index_scratch,
-            tasks, task_penalty, penalty_columns,
-            opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial,
+            index_scratch, tasks, task_penalty, penalty_columns,
+            opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, threads,
         )
         total += (data_scale * data_loss + penalty) * (stop - start)
         if record:
@@ -62,7 +61,7 @@ def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, code
     with parallel_launches():
         total, optimizer.t = run_epoch(
             params, units, *inputs, Y, sample_weight, order, batch_size, *codes, alpha, eps, data_scale, grads,
-            *dropout, *work.buffers(), *optimizer.step_args(), serial(), gradient_norms,
+            *dropout, *work.buffers(), *optimizer.step_args(), kernel_threads(), gradient_norms,
         )
     return total
 

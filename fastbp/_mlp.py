@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron as _SkBase
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
@@ -381,8 +381,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 if epochs is not None:
                     epochs.begin(self._params)
                 if self.shuffle:
-                    # Composes with the previous epoch's order, as scikit-learn does.
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # Composes with the previous epoch's order, as scikit-learn does. The draw is that of
+                    # sklearn.utils.shuffle (one RandomState.shuffle of arange(n)), without its checks.
+                    permutation = np.arange(n_samples)
+                    self._random_state.shuffle(permutation)
+                    sample_idx = sample_idx[permutation]
                 rows = sample_idx if train_idx is None else train_idx[sample_idx]
                 norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
                 # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.

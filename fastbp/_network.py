@@ -42,7 +42,7 @@ from ._kernels import (
 )
 from ._losses import output_delta, sample_loss
 from ._optimizers import step_rate, update_slice
-from ._threads import parallel_launches, serial
+from ._threads import kernel_threads, parallel_launches
 from ._params import coef_start, coef_t_view, coef_view, intercept_start, intercept_view, layer_rows
 
 # Region 2's tasks aim at this many multiply-adds per sample each, so that
@@ -127,32 +127,32 @@ class Workspace:
 
 
 @njit(**JIT)
-def forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+def gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n0, n1):
+    """Copy the minibatch's rows n0..n1-1 (rows[n] of the input) into the batch
+    buffers; the targets and weights only when Y is given."""
+    for n in range(n0, n1):
+        if not sparse:
+            x_batch[n, :] = X[rows[n]]
+        if Y.shape[0] > 0:
+            y_batch[n, :] = Y[rows[n]]
+            sw_batch[n] = sample_weight[rows[n]]
+
+
+@njit(**JIT)
+def forward_backward_block(params, coefs_t, units, x, data, indices, indptr, rows, y, sw, n_batch,
                            act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                           x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, block):
-    """Region 1's work for one block of samples: the forward pass, and given
-    targets Y, s_n ℓ_n, BP1 and BP2. With dropout > 0, the hidden units are
+                           activations, deltas, losses, undropped, block):
+    """Region 1's work for one block of samples of the minibatch held in x
+    (or in the CSR arrays, at rows), y and sw: the forward pass, and given
+    targets y, s_n ℓ_n, BP1 and BP2. With dropout > 0, the hidden units are
     thinned, row n being the sample at position0 + n of the epoch."""
     n_layers = units.shape[0] - 1
-    with_backward = Y.shape[0] > 0
-    gather = rows.shape[0] > 0
-    sparse = indptr.shape[0] > 0
     n0 = block * BLOCK
     n1 = min(n0 + BLOCK, n_batch)
-    if gather:
-        for n in range(n0, n1):
-            if not sparse:
-                x_batch[n, :] = X[rows[n]]
-            if with_backward:
-                y_batch[n, :] = Y[rows[n]]
-                sw_batch[n] = sample_weight[rows[n]]
-    x = x_batch if gather else X
-    y = y_batch if gather else Y
-    sw = sw_batch if gather else sample_weight
 
     a_out = layer_rows(activations, units, 1, n_batch)
     code = out_code if n_layers == 1 else act_code
-    if sparse:
+    if indptr.shape[0] > 0:
         forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, 0),
                             intercept_view(params, units, 0), code, a_out, n0, n1)
     else:
@@ -166,7 +166,7 @@ def forward_backward_block(params, coefs_t, units, X, data, indices, indptr, row
         code = out_code if layer == n_layers - 1 else act_code
         forward_rows(a_in, coef_view(params, units, layer), narrow_t_view(coefs_t, units, layer),
                      intercept_view(params, units, layer), code, a_out, n0, n1)
-    if not with_backward:
+    if y.shape[0] == 0:
         return
 
     for n in range(n0, n1):
@@ -187,22 +187,46 @@ def forward_backward_block(params, coefs_t, units, X, data, indices, indptr, row
         delta = delta_prev
 
 
+@njit(**JIT)
+def forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+                           act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                           x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, block0, block1):
+    """One thread's share of region 1, blocks block0..block1-1: all their rows
+    gathered first, so that the loads of many rows are in flight at once, then
+    each block taken through the network."""
+    gather = rows.shape[0] > 0
+    if gather:
+        gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, indptr.shape[0] > 0,
+                    block0 * BLOCK, min(block1 * BLOCK, n_batch))
+    x = x_batch if gather else X
+    y = y_batch if gather and Y.shape[0] > 0 else Y
+    sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight
+    for block in range(block0, block1):
+        forward_backward_block(params, coefs_t, units, x, data, indices, indptr, rows, y, sw, n_batch,
+                               act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                               activations, deltas, losses, undropped, block)
+
+
 @njit(**PARALLEL_JIT)
 def forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
                      act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                     x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, serial):
-    """Region 1: every block of samples, on Numba's threads unless serial."""
+                     x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, threads):
+    """Region 1: the blocks of samples in one contiguous share per thread, on
+    Numba's `threads` threads (serially when 1). Each block's result is the
+    same whatever share it falls in."""
     n_blocks = (n_batch + BLOCK - 1) // BLOCK
-    if serial:
-        for block in range(n_blocks):
-            forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight,
-                                   n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                                   x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, block)
+    if threads == 1:
+        forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+                               act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                               x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, 0, n_blocks)
     else:
-        for block in prange(n_blocks):
-            forward_backward_block(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight,
+        # The count comes in as an argument: numba.get_num_threads() inside would make the function uncacheable.
+        n_shares = min(threads, n_blocks)
+        for share in prange(n_shares):
+            forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight,
                                    n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                                   x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, block)
+                                   x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
+                                   share * n_blocks // n_shares, (share + 1) * n_blocks // n_shares)
 
 
 @njit(**JIT)
@@ -246,9 +270,9 @@ def gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penal
 @njit(**PARALLEL_JIT)
 def gradient_tasks(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
                    activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
-                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, serial):
-    """Region 2: every task, on Numba's threads unless serial."""
-    if serial:
+                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, threads):
+    """Region 2: every task, on Numba's `threads` threads (serially when 1)."""
+    if threads == 1:
         for i in range(tasks.shape[0]):
             gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
                           activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
@@ -283,14 +307,14 @@ def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, 
                x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, coefs_t, coef_grads_t, col_data,
                index_scratch,
                tasks, task_penalty, penalty_columns,
-               opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, serial):
+               opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, threads):
     """Loss and gradients of one minibatch (rows of the input), and given optimizer
     state (first non-empty), the optimizer step number t. coefs_t must hold the current wᵀ.
     dropout > 0 thins the hidden units (the batch starting at position0 of the epoch).
     Returns (Σ s_n ℓ_n / Σ s_n, ½ α Σ‖w‖² / Σ s_n), the loss before the step."""
     forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
                      act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                     x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, serial)
+                     x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, threads)
     sw = sw_batch if rows.shape[0] > 0 else sample_weight
     weight_sum = 0.0
     data_loss = 0.0
@@ -315,7 +339,7 @@ def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, 
     gradient_tasks(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
                    activations, deltas,
                    col_data, col_rows, col_ptr, alpha, weight_sum,
-                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, serial)
+                   opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, threads)
     penalty = 0.0
     for i in range(task_penalty.shape[0]):
         penalty += task_penalty[i]
@@ -339,7 +363,7 @@ def forward_pass(params, units, inputs, act_code, out_code, work):
     with parallel_launches():
         forward_backward(params, work.coefs_t, units, *inputs, _NO_ROWS, no_targets, no_weights, n,
                          act_code, out_code, 0, 0.0, 0.0, np.uint64(0), 0, work.x_batch, work.y_batch,
-                         work.sw_batch, work.activations, work.deltas, work.losses, work.undropped, serial())
+                         work.sw_batch, work.activations, work.deltas, work.losses, work.undropped, kernel_threads())
     return layer_rows(work.activations, units, units.shape[0] - 1, n)
 
 
@@ -353,4 +377,4 @@ def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, 
     with parallel_launches():
         return batch_step(params, units, *inputs, _NO_ROWS, Y, sample_weight, n_samples_of(inputs), *codes,
                           alpha, eps, grads, *dropout, 0, *work.buffers(),
-                          0, no_state, no_state, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0, serial())
+                          0, no_state, no_state, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0, kernel_threads())

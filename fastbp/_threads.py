@@ -89,6 +89,12 @@ def serial():
     return _state["forked_child"] or numba.get_num_threads() == 1
 
 
+def kernel_threads():
+    """The thread count the compiled kernels split their work over now; 1
+    sends them down their serial path."""
+    return 1 if serial() else numba.get_num_threads()
+
+
 @contextmanager
 def parallel_launches():
     """Around compiled calls: record that the thread pool was used, and under
