@@ -82,10 +82,12 @@ def markdown(result):
                      f"{s['warm']['first_fit_s']:.2f} | {s['warm']['second_fit_s']:.3f} | "
                      f"{s['warm_overhead_s']:.2f} |")
     if result.get("peak_memory"):
-        lines += ["", "## Peak memory of one epoch (RSS growth, fresh process, 1 thread)", "",
-                  "| workload | library | MiB |", "|---|---|---|"]
+        lines += ["", "## Peak memory of a fit beyond its data (fresh process, 1 thread)", "",
+                  "The largest total of the arrays a fit allocates while it runs (numpy's allocations, traced by "
+                  "tracemalloc once the data and the model exist).", "",
+                  "| workload | library | epochs | MiB |", "|---|---|---|---|"]
         for p in result["peak_memory"]:
-            lines.append(f"| {p['workload']} | {p['lib']} | {p['peak_rss_growth_mib']:.1f} |")
+            lines.append(f"| {p['workload']} | {p['lib']} | {p['epochs']} | {p['peak_alloc_mib']:.2f} |")
     if result.get("jacobian"):
         from .jacobian import table
 

@@ -24,18 +24,17 @@ print(json.dumps({{"import_s": t1 - t0, "first_fit_s": t3 - t2, "second_fit_s": 
 """
 
 _PEAK_MEMORY = """
-import json, resource, warnings
+import json, tracemalloc, warnings
 import numpy as np
 from bench.peers import make_runner
 from bench.workloads import full_suite
 workload = {{w.name: w for w in full_suite()}}[{name!r}]
-from bench.workloads import load
-load(workload.data, {dtype!r})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 warnings.simplefilter("ignore")
-make_runner({lib!r}, workload, np.dtype({dtype!r}), 1).epoch()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"peak_rss_growth_mib": (after - before) / 1024}}))
+runner = make_runner({lib!r}, workload, np.dtype({dtype!r}), 1)
+tracemalloc.start()
+runner.epoch()
+_, peak = tracemalloc.get_traced_memory()
+print(json.dumps({{"peak_alloc_mib": peak / 2**20, "epochs": runner.epochs_per_call}}))
 """
 
 
