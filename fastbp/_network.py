@@ -1,9 +1,10 @@
 """The whole network on flat buffers, in two parallel regions per minibatch.
 
-Region 1 (``forward_backward``) splits the samples into blocks of 4: each
-thread takes a block through every layer's forward pass, the output delta
+Region 1 (``forward_backward``) splits the samples into blocks of 4, and
+the blocks into one contiguous share per thread: each thread takes each
+block of its share through every layer's forward pass, the output delta
 (BP1) and the δ recursion (BP2) down to the first hidden layer, without
-waiting for any other block. Region 2 (``gradient_tasks``) splits the weight
+waiting for any other thread. Region 2 (``gradient_tasks``) splits the weight
 rows of every layer, and each bias vector, into tasks of similar cost: each
 thread sums the gradients of its rows (BP3, BP4) and, during training,
 updates those parameters at once and refreshes their column of wᵀ for the
@@ -16,8 +17,8 @@ results are bitwise the same for any number of threads.
 The input comes dense (X) or as CSR arrays (data, indices, indptr; X is
 then an empty (0, 0) array): a sparse X only changes the first layer's
 forward pass and gradient sums, which loop over the stored nonzeros.
-A minibatch is the rows `rows` of the input, gathered block by block in
-region 1; an empty `rows` means all rows in order, with no copy.
+A minibatch is the rows `rows` of the input, gathered by each thread for
+its share in region 1; an empty `rows` means all rows in order, with no copy.
 """
 
 import numpy as np
