@@ -40,7 +40,8 @@ def run_epoch(params, units, X, data, indices, indptr, Y, sample_weight, order, 
         stop = min(start + batch_size, n_samples)
         t += 1
         data_loss, penalty = batch_step(
-            params, units, X, data, indices, indptr, order[start:stop], Y, sample_weight, stop - start,
+            params, units, X, data, indices, indptr, order[start:stop], order[stop : stop + batch_size], Y,
+            sample_weight, stop - start,
             act_code, out_code, loss_code, alpha, eps, grads, dropout, dropout_key, start,
             x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, coefs_t, coef_grads_t, col_data,
             index_scratch, tasks, task_penalty, penalty_columns,

@@ -1,11 +1,12 @@
 """The whole network on flat buffers, in two parallel regions per minibatch.
 
 Region 1 (``forward_backward``) splits the samples into blocks of 4, and
-the blocks into one contiguous share per thread: each thread takes each
-block of its share through every layer's forward pass, the output delta
-(BP1) and the δ recursion (BP2) down to the first hidden layer, without
-waiting for any other thread. Region 2 (``gradient_tasks``) splits the weight
-rows of every layer, and each bias vector, into tasks of similar cost: each
+the blocks into one contiguous share per thread: each thread takes the rows
+of its share through every layer's forward pass, the output delta (BP1) and
+the δ recursion (BP2) down to the first hidden layer, one layer at a time,
+without waiting for any other thread. Region 2 (``gradient_tasks``) splits
+the weight rows of every layer, and each bias vector, into a list of tasks,
+and the list into one contiguous share of equal work per thread: each
 thread sums the gradients of its rows (BP3, BP4) and, during training,
 updates those parameters at once and refreshes their column of wᵀ for the
 next minibatch's δ recursion. Two barriers per minibatch instead of one per
@@ -23,7 +24,10 @@ its share in region 1; an empty `rows` means all rows in order, with no copy.
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ._config import JIT, PARALLEL_JIT
 from ._dropout import NO_DROPOUT, drop_rows, hidden_unit_offset, undropped_rows
@@ -45,6 +49,11 @@ from ._losses import output_delta, sample_loss
 from ._optimizers import step_rate, update_slice
 from ._threads import kernel_threads, parallel_launches
 from ._params import coef_start, coef_t_view, coef_view, intercept_start, intercept_view, layer_rows
+
+# Region 1 takes this many rows through a layer before moving to the next
+# one: enough to amortize each kernel's entry, few enough that a share of a
+# large forward pass (predict) keeps its activations in cache.
+PASS_ROWS = 64
 
 # Region 2's tasks aim at this many multiply-adds per sample each, so that
 # equal shares of the task list are equal shares of the work.
@@ -81,15 +90,29 @@ def narrow_t_view(coefs_t, units, layer):
 
 
 def gradient_task_table(units):
-    """Rows (layer, k0, k1) of region 2's tasks; k0 = -1 is the layer's bias vector.
-    A narrow layer's gradient is summed transposed, all its rows in one task."""
+    """Rows (layer, k0, k1, before, work) of region 2's tasks; k0 = -1 is the
+    layer's bias vector. A narrow layer's gradient is summed transposed, all its
+    rows in one task. `work` counts a task's multiply-adds per sample, `before`
+    those of the tasks ahead of it in the list."""
     tasks = []
     for layer in range(len(units) - 1):
         fan_in, fan_out = int(units[layer]), int(units[layer + 1])
         rows = fan_in if is_narrow(units, layer) else max(BLOCK, BLOCK * round(_TASK_WORK / fan_out / BLOCK))
         tasks += [(layer, k0, min(k0 + rows, fan_in)) for k0 in range(0, fan_in, rows)]
         tasks.append((layer, -1, -1))
-    return np.asarray(tasks, dtype=np.int64)
+    work = [max(k1 - k0, 1) * int(units[layer + 1]) for layer, k0, k1 in tasks]
+    before = np.cumsum([0] + work[:-1])
+    return np.asarray([task + (b, w) for task, b, w in zip(tasks, before, work)], dtype=np.int64)
+
+
+@njit(**JIT)
+def task_share(tasks, i, n_shares):
+    """The share (0..n_shares-1) of region 2's work that task i belongs to: the
+    one the middle of its work falls in, so that shares are contiguous runs of
+    tasks with close to equal work."""
+    last = tasks.shape[0] - 1
+    total = tasks[last, 3] + tasks[last, 4]
+    return n_shares * (2 * tasks[i, 3] + tasks[i, 4]) // (2 * total)
 
 
 class Workspace:
@@ -139,18 +162,47 @@ def gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n
             sw_batch[n] = sample_weight[rows[n]]
 
 
-@njit(**JIT)
-def forward_backward_block(params, coefs_t, units, x, data, indices, indptr, rows, y, sw, n_batch,
-                           act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                           activations, deltas, losses, undropped, block):
-    """Region 1's work for one block of samples of the minibatch held in x
-    (or in the CSR arrays, at rows), y and sw: the forward pass, and given
-    targets y, s_n ℓ_n, BP1 and BP2. With dropout > 0, the hidden units are
-    thinned, row n being the sample at position0 + n of the epoch."""
-    n_layers = units.shape[0] - 1
-    n0 = block * BLOCK
-    n1 = min(n0 + BLOCK, n_batch)
+@intrinsic
+def _prefetch(typingctx, array, i, j):
+    """Ask the caches for the line holding array[i, j], without waiting for it."""
 
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array_struct = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, array_struct, args[1:])
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), "llvm.prefetch.p0")
+        # read (0), keep in all cache levels (3), data (1)
+        builder.call(prefetch, [pointer, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, i, j), codegen
+
+
+@njit(**JIT)
+def prefetch_rows(X, rows, Y, sample_weight, sparse):
+    """Start loading the rows `rows` of the input that the next minibatch will
+    gather: random rows of a large X are cache and TLB misses, which then
+    overlap this minibatch's work instead of stalling the next one's gather."""
+    x_step = max(1, 64 // X.itemsize)
+    for n in range(rows.shape[0]):
+        if not sparse:
+            for k in range(0, X.shape[1], x_step):
+                _prefetch(X, rows[n], k)
+        if Y.shape[0] > 0:
+            _prefetch(Y, rows[n], 0)
+
+
+@njit(**JIT)
+def forward_backward_rows(params, coefs_t, units, x, data, indices, indptr, rows, y, sw, n_batch,
+                          act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                          activations, deltas, losses, undropped, n0, n1):
+    """Region 1's work for rows n0..n1-1 of the minibatch held in x (or in the
+    CSR arrays, at rows), y and sw, one layer at a time: the forward pass, and
+    given targets y, s_n ℓ_n, BP1 and BP2. With dropout > 0, the hidden units
+    are thinned, row n being the sample at position0 + n of the epoch."""
+    n_layers = units.shape[0] - 1
     a_out = layer_rows(activations, units, 1, n_batch)
     code = out_code if n_layers == 1 else act_code
     if indptr.shape[0] > 0:
@@ -189,45 +241,51 @@ def forward_backward_block(params, coefs_t, units, x, data, indices, indptr, row
 
 
 @njit(**JIT)
-def forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
-                           act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+def forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight,
+                           n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
                            x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, block0, block1):
-    """One thread's share of region 1, blocks block0..block1-1: all their rows
-    gathered first, so that the loads of many rows are in flight at once, then
-    each block taken through the network."""
+    """One thread's share of region 1, the rows of blocks block0..block1-1:
+    all gathered first, so that the loads of many rows are in flight at once,
+    then taken through the network together, one layer after another.
+    The rows next_rows, of the next minibatch, are prefetched meanwhile."""
+    n0 = block0 * BLOCK
+    n1 = min(block1 * BLOCK, n_batch)
     gather = rows.shape[0] > 0
     if gather:
-        gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, indptr.shape[0] > 0,
-                    block0 * BLOCK, min(block1 * BLOCK, n_batch))
+        gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, indptr.shape[0] > 0, n0, n1)
+        prefetch_rows(X, next_rows, Y, sample_weight, indptr.shape[0] > 0)
     x = x_batch if gather else X
     y = y_batch if gather and Y.shape[0] > 0 else Y
     sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight
-    for block in range(block0, block1):
-        forward_backward_block(params, coefs_t, units, x, data, indices, indptr, rows, y, sw, n_batch,
-                               act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                               activations, deltas, losses, undropped, block)
+    for m0 in range(n0, n1, PASS_ROWS):
+        forward_backward_rows(params, coefs_t, units, x, data, indices, indptr, rows, y, sw, n_batch,
+                              act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                              activations, deltas, losses, undropped, m0, min(m0 + PASS_ROWS, n1))
 
 
 @njit(**PARALLEL_JIT)
-def forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+def forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight, n_batch,
                      act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
                      x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, threads):
     """Region 1: the blocks of samples in one contiguous share per thread, on
     Numba's `threads` threads (serially when 1). Each block's result is the
-    same whatever share it falls in."""
+    same whatever share it falls in. Each thread prefetches about the share of
+    next_rows (the next minibatch's rows) that it will gather next."""
     n_blocks = (n_batch + BLOCK - 1) // BLOCK
     if threads == 1:
-        forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
-                               act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+        forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight,
+                               n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
                                x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, 0, n_blocks)
     else:
         # The count comes in as an argument: numba.get_num_threads() inside would make the function uncacheable.
         n_shares = min(threads, n_blocks)
+        n_next = next_rows.shape[0]
         for share in prange(n_shares):
-            forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight,
-                                   n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                                   x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
-                                   share * n_blocks // n_shares, (share + 1) * n_blocks // n_shares)
+            forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, rows,
+                                   next_rows[share * n_next // n_shares : (share + 1) * n_next // n_shares],
+                                   Y, sample_weight, n_batch, act_code, out_code, loss_code, eps, dropout,
+                                   dropout_key, position0, x_batch, y_batch, sw_batch, activations, deltas, losses,
+                                   undropped, share * n_blocks // n_shares, (share + 1) * n_blocks // n_shares)
 
 
 @njit(**JIT)
@@ -272,17 +330,21 @@ def gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penal
 def gradient_tasks(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
                    activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
                    opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, threads):
-    """Region 2: every task, on Numba's `threads` threads (serially when 1)."""
+    """Region 2: every task, on Numba's `threads` threads (serially when 1),
+    each thread taking one contiguous share of the list, equal in work."""
     if threads == 1:
         for i in range(tasks.shape[0]):
             gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
                           activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
                           opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i)
     else:
-        for i in prange(tasks.shape[0]):
-            gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, X, n_batch,
-                          activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
-                          opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i)
+        n_shares = min(threads, tasks.shape[0])
+        for share in prange(n_shares):
+            for i in range(tasks.shape[0]):
+                if task_share(tasks, i, n_shares) == share:
+                    gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns,
+                                  X, n_batch, activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                                  opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, i)
 
 
 @njit(**JIT)
@@ -303,17 +365,18 @@ def build_coefs_t(params, units, coefs_t):
 
 
 @njit(**JIT)
-def batch_step(params, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+def batch_step(params, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight, n_batch,
                act_code, out_code, loss_code, alpha, eps, grads, dropout, dropout_key, position0,
                x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, coefs_t, coef_grads_t, col_data,
                index_scratch,
                tasks, task_penalty, penalty_columns,
                opt_code, first, second, t, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, threads):
-    """Loss and gradients of one minibatch (rows of the input), and given optimizer
+    """Loss and gradients of one minibatch (rows of the input; next_rows, those
+    of the next minibatch, are prefetched), and given optimizer
     state (first non-empty), the optimizer step number t. coefs_t must hold the current wᵀ.
     dropout > 0 thins the hidden units (the batch starting at position0 of the epoch).
     Returns (Σ s_n ℓ_n / Σ s_n, ½ α Σ‖w‖² / Σ s_n), the loss before the step."""
-    forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, Y, sample_weight, n_batch,
+    forward_backward(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight, n_batch,
                      act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
                      x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, threads)
     sw = sw_batch if rows.shape[0] > 0 else sample_weight
@@ -362,7 +425,7 @@ def forward_pass(params, units, inputs, act_code, out_code, work):
     no_weights = np.empty(0, dtype=params.dtype)
     build_coefs_t(params, units, work.coefs_t)
     with parallel_launches():
-        forward_backward(params, work.coefs_t, units, *inputs, _NO_ROWS, no_targets, no_weights, n,
+        forward_backward(params, work.coefs_t, units, *inputs, _NO_ROWS, _NO_ROWS, no_targets, no_weights, n,
                          act_code, out_code, 0, 0.0, 0.0, np.uint64(0), 0, work.x_batch, work.y_batch,
                          work.sw_batch, work.activations, work.deltas, work.losses, work.undropped, kernel_threads())
     return layer_rows(work.activations, units, units.shape[0] - 1, n)
@@ -376,6 +439,6 @@ def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, 
     build_coefs_t(params, units, work.coefs_t)
     no_state = np.empty(0, dtype=params.dtype)
     with parallel_launches():
-        return batch_step(params, units, *inputs, _NO_ROWS, Y, sample_weight, n_samples_of(inputs), *codes,
+        return batch_step(params, units, *inputs, _NO_ROWS, _NO_ROWS, Y, sample_weight, n_samples_of(inputs), *codes,
                           alpha, eps, grads, *dropout, 0, *work.buffers(),
                           0, no_state, no_state, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0, kernel_threads())
