@@ -29,16 +29,34 @@ OUTPUT_ACTIVATIONS = tuple(ACTIVATION_CODES)
 
 
 @njit(**JIT)
+def exp_underflow(z):
+    """For z's dtype, a bound below which e^x rounds to 0: the log of half the
+    smallest subnormal is −103.97 in float32 and −745.13 in float64."""
+    return z.dtype.type(-104.0) if z.itemsize == 4 else z.dtype.type(-746.0)
+
+
+@njit(**JIT)
+def exp_or_zero(x, underflow):
+    """e^x, taking the 0 it rounds to below `underflow` without calling exp:
+    libm's underflow path costs several times its usual one, and softmax
+    over large logits takes it for most of its terms."""
+    if x < underflow:
+        return x * 0
+    return np.exp(x)
+
+
+@njit(**JIT)
 def activate_rows(code, z, n0, n1):
     """a = σ(z), in place on rows n0..n1-1 of z."""
     n_units = z.shape[1]
     one = z.dtype.type(1)
     zero = z.dtype.type(0)
+    underflow = exp_underflow(z)
     if code == LOGISTIC:
         for n in range(n0, n1):
             for j in range(n_units):
                 # 1 / (1 + e^{-z}) overflows harmlessly to 0 for very negative z
-                z[n, j] = one / (one + np.exp(-z[n, j]))
+                z[n, j] = one / (one + exp_or_zero(-z[n, j], underflow))
     elif code == TANH:
         for n in range(n0, n1):
             for j in range(n_units):
@@ -59,7 +77,7 @@ def activate_rows(code, z, n0, n1):
                 z_max = max(z_max, z[n, j])
             total = zero
             for j in range(n_units):
-                z[n, j] = np.exp(z[n, j] - z_max)
+                z[n, j] = exp_or_zero(z[n, j] - z_max, underflow)
                 total += z[n, j]
             for j in range(n_units):
                 z[n, j] /= total

@@ -111,11 +111,29 @@ def dot_product_rows(A, B_t, C, r0, r1):
 
 
 @njit(**JIT)
+def copy_row(src, dst):
+    """dst[:] = src as a plain loop, which LLVM vectorizes: Numba's slice
+    assignment goes through a generic broadcasting copy, four times slower."""
+    for j in range(src.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(**JIT)
+def zero_rows(C, r0, r1):
+    """C[r, :] = 0 for r0 <= r < r1, as plain loops (see copy_row)."""
+    zero = C.dtype.type(0)
+    for r in range(r0, r1):
+        c = C[r]
+        for j in range(c.shape[0]):
+            c[j] = zero
+
+
+@njit(**JIT)
 def forward_rows(activations_in, coefs, coefs_t, intercepts, act_code, activations_out, n0, n1):
     """z_j = Σ_k w_kj a_k + b_j, then a_j = σ(z_j), for samples n0..n1-1; a
     narrow layer passes its wᵀ as coefs_t (else an empty array) for dot products."""
     for n in range(n0, n1):
-        activations_out[n, :] = intercepts
+        copy_row(intercepts, activations_out[n])
     if coefs_t.shape[0] > 0:
         dot_product_rows(activations_in, coefs_t, activations_out, n0, n1)
     else:
@@ -129,7 +147,7 @@ def forward_rows_sparse(data, indices, indptr, rows, coefs, intercepts, act_code
     (row n itself when rows is empty), for samples n0..n1-1."""
     for n in range(n0, n1):
         z = activations_out[n]
-        z[:] = intercepts
+        copy_row(intercepts, z)
         row = rows[n] if rows.shape[0] > 0 else n
         for p in range(indptr[row], indptr[row + 1]):
             x = data[p]
@@ -142,9 +160,7 @@ def forward_rows_sparse(data, indices, indptr, rows, coefs, intercepts, act_code
 @njit(**JIT)
 def backward_rows(delta, coefs_t, activations_prev, act_code, delta_prev, n0, n1):
     """δ^{l-1}_k = (Σ_j w_kj δ^l_j) σ'(z^{l-1}_k), with coefs_t[j, k] = w_kj (BP2)."""
-    zero = delta.dtype.type(0)
-    for n in range(n0, n1):
-        delta_prev[n, :] = zero
+    zero_rows(delta_prev, n0, n1)
     accumulate_product_rows(delta, coefs_t, delta_prev, n0, n1, False)
     multiply_derivative_rows(act_code, activations_prev, delta_prev, n0, n1)
 
@@ -152,9 +168,7 @@ def backward_rows(delta, coefs_t, activations_prev, act_code, delta_prev, n0, n1
 @njit(**JIT)
 def coef_grad_rows(activations_prev, delta, coefs, alpha, scale, coef_grads, k0, k1):
     """∂C/∂w_kj = (Σ_n a_nk δ_nj + α w_kj) / Σ_n s_n for rows k0..k1-1 (BP4)."""
-    zero = delta.dtype.type(0)
-    for k in range(k0, k1):
-        coef_grads[k, :] = zero
+    zero_rows(coef_grads, k0, k1)
     accumulate_product_rows(activations_prev, delta, coef_grads, k0, k1, True)
     _add_penalty_and_scale(coefs, alpha, scale, coef_grads, k0, k1)
 
@@ -164,7 +178,7 @@ def coef_grad_rows_narrow(activations_prev, delta, coefs, alpha, scale, coef_gra
     """∂C/∂w_kj of a narrow layer, all rows (BP4): (∂C/∂w)ᵀ_jk = Σ_n δ_nj a_nk
     as row updates along k, transposed. Each sum runs over n in the same order
     as in coef_grad_rows, so the result is the same to the last bit."""
-    coef_grads_t[:, :] = coefs.dtype.type(0)
+    zero_rows(coef_grads_t, 0, coef_grads_t.shape[0])
     accumulate_product_rows(delta, activations_prev, coef_grads_t, 0, coef_grads_t.shape[0], True)
     transpose_rows(coef_grads_t, coef_grads, 0, coef_grads_t.shape[0])
     _add_penalty_and_scale(coefs, alpha, scale, coef_grads, 0, coefs.shape[0])
@@ -174,10 +188,9 @@ def coef_grad_rows_narrow(activations_prev, delta, coefs, alpha, scale, coef_gra
 def coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1):
     """∂C/∂w_kj = (Σ_n x_nk δ_nj + α w_kj) / Σ_n s_n over the nonzeros of columns
     k0..k1-1 of a sparse X, given as CSC (BP4)."""
-    zero = delta.dtype.type(0)
+    zero_rows(coef_grads, k0, k1)
     for k in range(k0, k1):
         g = coef_grads[k]
-        g[:] = zero
         for p in range(col_ptr[k], col_ptr[k + 1]):
             x = col_data[p]
             d = delta[col_rows[p]]

@@ -39,6 +39,7 @@ from ._kernels import (
     coef_grad_rows,
     coef_grad_rows_narrow,
     coef_grad_rows_sparse,
+    copy_row,
     forward_rows,
     forward_rows_sparse,
     intercept_grads_of,
@@ -156,9 +157,9 @@ def gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n
     buffers; the targets and weights only when Y is given."""
     for n in range(n0, n1):
         if not sparse:
-            x_batch[n, :] = X[rows[n]]
+            copy_row(X[rows[n]], x_batch[n])
         if Y.shape[0] > 0:
-            y_batch[n, :] = Y[rows[n]]
+            copy_row(Y[rows[n]], y_batch[n])
             sw_batch[n] = sample_weight[rows[n]]
 
 

@@ -156,3 +156,25 @@ def test_check_gradients_float32_default_step_is_sensible(pair, activation):
     )
     err = fastbp.check_gradients(coefs, intercepts, X, Y, **options)
     assert 0.0 <= err < 1e-2, err
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("out_activation", ["softmax", "logistic"])
+def test_forward_with_saturated_outputs_matches_numpy(out_activation, dtype):
+    """Logits in the thousands: most of softmax's e^(z - max z) and logistic's
+    e^-z round to 0, which fastbp takes without calling exp; the outputs stay
+    NumPy's, zeros and ones included."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5)) * 300.0
+    coefs = [rng.standard_normal((5, 4)), rng.standard_normal((4, 3))]
+    intercepts = [rng.standard_normal(4), rng.standard_normal(3)]
+    # float32 logits in the thousands carry absolute errors near 1e-4, and so relative ones in e^z
+    expected = reference_forward(coefs, intercepts, X, "relu", out_activation)[1][-1].astype(dtype)
+    out = fastbp.forward([c.astype(dtype) for c in coefs], [b.astype(dtype) for b in intercepts], X.astype(dtype),
+                         activation="relu", out_activation=out_activation)
+    assert out.dtype == dtype
+    saturated = (expected == 0.0) | (expected == 1.0)
+    assert saturated.mean() > 0.5
+    np.testing.assert_array_equal(out[saturated], expected[saturated])
+    np.testing.assert_allclose(out, expected, rtol=1e-3 if dtype == np.float32 else 1e-12,
+                               atol=np.finfo(dtype).tiny)
