@@ -182,7 +182,7 @@ def _prefetch(typingctx, array, i, j):
 
 
 @njit(**JIT)
-def prefetch_rows(X, rows, Y, sample_weight, sparse):
+def prefetch_rows(X, rows, Y, sparse):
     """Start loading the rows `rows` of the input that the next minibatch will
     gather: random rows of a large X are cache and TLB misses, which then
     overlap this minibatch's work instead of stalling the next one's gather."""
@@ -254,7 +254,7 @@ def forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, row
     gather = rows.shape[0] > 0
     if gather:
         gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, indptr.shape[0] > 0, n0, n1)
-        prefetch_rows(X, next_rows, Y, sample_weight, indptr.shape[0] > 0)
+        prefetch_rows(X, next_rows, Y, indptr.shape[0] > 0)
     x = x_batch if gather else X
     y = y_batch if gather and Y.shape[0] > 0 else Y
     sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastbp
+from fastbp import _network
 
 
 def summation_condition(coefs, intercepts, X, Y, options):
@@ -215,6 +216,24 @@ def test_loop_results_bitwise_equal_for_1_and_all_threads(activation, pair, dtyp
     assert value1 == valuen
     for g1, gn in zip(grads1, gradsn):
         np.testing.assert_array_equal(g1, gn)
+
+
+@pytest.mark.parametrize("units", [(64, 100, 10), (100, 256, 256, 10), (13, 37, 19, 5), (5, 3), (784, 1000, 10)],
+                         ids=str)
+def test_gradient_task_shares_are_contiguous_and_equal_in_work(units):
+    """Region 2 cuts its task list into one run of tasks per thread; no run may
+    exceed an equal share of the multiply-adds by more than one task."""
+    tasks = _network.gradient_task_table(np.asarray(units))
+    work = tasks[:, 4]
+    np.testing.assert_array_equal(tasks[:, 3], np.cumsum(work) - work)
+    assert sum(w for (layer, k0, k1), w in zip(tasks[:, :3].tolist(), work) if k0 >= 0) == sum(
+        units[i] * units[i + 1] for i in range(len(units) - 1))
+    for n_shares in (1, 2, 3, 7, 16):
+        shares = [_network.task_share(tasks, i, n_shares) for i in range(len(tasks))]
+        assert shares == sorted(shares)
+        assert 0 <= shares[0] and shares[-1] < n_shares
+        for share in range(n_shares):
+            assert work[np.asarray(shares) == share].sum() <= work.sum() / n_shares + work.max()
 
 
 # ---------------------------------------------------------------- layouts
