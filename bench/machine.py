@@ -18,7 +18,12 @@ def cpu():
     except OSError:
         pass
     vector = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return {"model": model, "vector_extensions": vector, "logical_cores": os.cpu_count()}
+    # A virtual machine's model name can hide the generation ("AMD EPYC"); the
+    # CPU LLVM compiles the kernels for does not.
+    from llvmlite import binding
+
+    return {"model": model, "llvm_cpu": binding.get_host_cpu_name(), "vector_extensions": vector,
+            "logical_cores": os.cpu_count()}
 
 
 def versions():

@@ -43,7 +43,8 @@ def markdown(result):
     lines = [
         "# fastbp benchmark" + (" (quick)" if result.get("quick") else ""),
         "",
-        f"CPU: {m['model']} ({m['logical_cores']} logical cores; {', '.join(m['vector_extensions'])}). "
+        f"CPU: {m['model']}" + (f", {m['llvm_cpu']} to LLVM" if "llvm_cpu" in m else "")
+        + f" ({m['logical_cores']} logical cores; {', '.join(m['vector_extensions'])}). "
         f"Load average at start {result['load_average_start']}, at end {result.get('load_average_end')}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
         "",

@@ -22,7 +22,7 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
     result = json.loads((tmp_path / "results.json").read_text())
     assert {"machine", "versions", "records", "startup", "callback_cost", "load_average_start",
             "load_average_end"} <= set(result)
-    assert result["machine"]["model"] and "logical_cores" in result["machine"]
+    assert result["machine"]["model"] and result["machine"]["llvm_cpu"] and "logical_cores" in result["machine"]
     ceilings = [r for r in result["records"] if r.get("kind") == "ceiling"]
     assert {r["dtype"] for r in ceilings} == {"float64", "float32"}
     assert all(r["gflops"] > 0 for r in ceilings)
