@@ -41,7 +41,8 @@ def exp_or_zero(x, underflow):
     libm's underflow path costs several times its usual one, and softmax
     over large logits takes it for most of its terms."""
     if x < underflow:
-        return x * 0
+        # 0 in x's dtype; x * 0 would be NaN for x = -inf, where e^x is 0
+        return underflow * 0
     return np.exp(x)
 
 

@@ -16,6 +16,7 @@ from _reference import (
 )
 
 import fastbp
+from fastbp import _activations
 
 WEIGHTINGS = {
     "plain": dict(alpha=0.0, weighted=False),
@@ -178,3 +179,15 @@ def test_forward_with_saturated_outputs_matches_numpy(out_activation, dtype):
     np.testing.assert_array_equal(out[saturated], expected[saturated])
     np.testing.assert_allclose(out, expected, rtol=1e-3 if dtype == np.float32 else 1e-12,
                                atol=np.finfo(dtype).tiny)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_output_activations_at_infinite_logits(dtype):
+    """A float32 layer can overflow to ±inf: e^-inf is 0, so logistic gives 1 and
+    0 and softmax gives 0 to a -inf logit, not NaN."""
+    z = np.array([[np.inf, -np.inf, 0.0]], dtype=dtype)
+    _activations.activate_rows(_activations.LOGISTIC, z, 0, 1)
+    np.testing.assert_array_equal(z, np.array([[1.0, 0.0, 0.5]], dtype=dtype))
+    z = np.array([[0.0, -np.inf, -1000.0]], dtype=dtype)
+    _activations.activate_rows(_activations.SOFTMAX, z, 0, 1)
+    np.testing.assert_array_equal(z, np.array([[1.0, 0.0, 0.0]], dtype=dtype))
