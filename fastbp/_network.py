@@ -56,6 +56,10 @@ from ._params import coef_start, coef_t_view, coef_view, intercept_start, interc
 # large forward pass (predict) keeps its activations in cache.
 PASS_ROWS = 64
 
+# Bytes per cache line on x86-64 and most ARM cores: prefetch_rows asks for one
+# element per line.
+_CACHE_LINE = 64
+
 # Region 2's tasks aim at this many multiply-adds per sample each, so that
 # equal shares of the task list are equal shares of the work.
 _TASK_WORK = 1024
@@ -186,7 +190,7 @@ def prefetch_rows(X, rows, Y, sparse):
     """Start loading the rows `rows` of the input that the next minibatch will
     gather: random rows of a large X are cache and TLB misses, which then
     overlap this minibatch's work instead of stalling the next one's gather."""
-    x_step = max(1, 64 // X.itemsize)
+    x_step = max(1, _CACHE_LINE // X.itemsize)
     for n in range(rows.shape[0]):
         if not sparse:
             for k in range(0, X.shape[1], x_step):
@@ -252,9 +256,10 @@ def forward_backward_chunk(params, coefs_t, units, X, data, indices, indptr, row
     n0 = block0 * BLOCK
     n1 = min(block1 * BLOCK, n_batch)
     gather = rows.shape[0] > 0
+    sparse = indptr.shape[0] > 0
     if gather:
-        gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, indptr.shape[0] > 0, n0, n1)
-        prefetch_rows(X, next_rows, Y, indptr.shape[0] > 0)
+        gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n0, n1)
+        prefetch_rows(X, next_rows, Y, sparse)
     x = x_batch if gather else X
     y = y_batch if gather and Y.shape[0] > 0 else Y
     sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight
