@@ -13,6 +13,7 @@ that compiled the kernels and one that loaded them from the cache).
 """
 
 import numpy as np
+from numba.core.compiler import Compiler
 
 FASTMATH = {"contract"}
 
@@ -24,6 +25,30 @@ JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 # in vector lanes. The order it picks depends on the row length only, the
 # same for every row, block and thread count.
 REDUCTION_JIT = dict(JIT, fastmath=FASTMATH | {"reassoc"})
+
+
+class NoAliasCompiler(Compiler):
+    """Numba's compiler, promising LLVM that no two array arguments of the
+    function overlap in the memory it touches (C's ``restrict``).
+
+    Without it, LLVM guards each vectorized loop with run-time checks that
+    the rows written and the rows read lie apart: in the 4 × 4 row update, 32
+    address comparisons at each entry to a loop of only 6 to 13 vector steps
+    on a 100-wide layer (measured 83 → 122 GFLOP/s float32 at 200×64×100 on
+    one Zen 5 core, 62 → 67 float64). The option is the compiler pipeline
+    that ``numba.njit(pipeline_class=...)`` takes; the flag is Numba's own,
+    which it sets for the bodies of prange loops it finds free of aliases.
+    """
+
+    def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
+        flags = flags.copy()
+        flags.noalias = True
+        super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
+
+
+# Serial kernels whose array arguments never overlap: each caller passes
+# disjoint rows (outputs apart from inputs), which the promise above needs.
+DISJOINT_JIT = dict(JIT, pipeline_class=NoAliasCompiler)
 
 # Kernels that split work over threads with prange. Every prange loop gives
 # each output element to exactly one thread, so the result is bitwise the

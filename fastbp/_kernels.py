@@ -13,7 +13,7 @@ Indices: n sample, j neuron of this layer, k neuron of the layer below.
 from numba import njit
 
 from ._activations import activate_rows, multiply_derivative_rows
-from ._config import JIT, REDUCTION_JIT
+from ._config import DISJOINT_JIT, JIT, REDUCTION_JIT
 
 # Rows and terms per register block: 4 × 4 scalars of A stay in registers
 # while four rows of B stream past them.
@@ -26,7 +26,7 @@ BLOCK = 4
 NARROW = 32
 
 
-@njit(**JIT)
+@njit(**DISJOINT_JIT)
 def accumulate_product_rows(A, B, C, r0, r1, a_transposed):
     """C[r, :] += Σ_t A[r, t] B[t, :] for r0 <= r < r1, or Σ_t A[t, r] B[t, :]
     when a_transposed: the one loop nest behind the forward pass (t = k),
@@ -35,6 +35,9 @@ def accumulate_product_rows(A, B, C, r0, r1, a_transposed):
     Blocks of 4 rows × 4 terms keep 16 scalars of A in registers; each
     C[r, j] is still summed over t in increasing order, one fused multiply-add
     at a time, so a row gives the same result inside a block or outside one.
+    C must not overlap A or B: the kernel is compiled on that promise
+    (DISJOINT_JIT), which every caller keeps by writing one layer's rows (or
+    one gradient's) while reading another's.
     """
     n_terms = A.shape[0] if a_transposed else A.shape[1]
     n_cols = B.shape[1]

@@ -218,6 +218,30 @@ def test_loop_results_bitwise_equal_for_1_and_all_threads(activation, pair, dtyp
         np.testing.assert_array_equal(g1, gn)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("a_transposed", [False, True])
+def test_row_update_kernel_on_disjoint_rows_of_one_buffer(a_transposed, dtype):
+    """The row-update kernel is compiled on the promise that C overlaps neither
+    A nor B (no run-time alias checks); the network keeps it by passing rows of
+    different layers of one buffer, as here. Rows 3..22 take the 4 × 4 blocks
+    and both remainders."""
+    from fastbp._kernels import accumulate_product_rows
+
+    rng = np.random.default_rng(0)
+    n, t, w = 23, 18, 37
+    buffer = rng.standard_normal(n * t + t * w + n * w).astype(dtype)
+    A = buffer[: n * t].reshape((t, n) if a_transposed else (n, t))
+    B = buffer[n * t : n * t + t * w].reshape(t, w)
+    C = buffer[n * t + t * w :].reshape(n, w)
+    expected = C.astype(np.float64)
+    product = (A.T if a_transposed else A).astype(np.float64) @ B.astype(np.float64)
+    expected[3:22] += product[3:22]
+    accumulate_product_rows(A, B, C, 3, 22, a_transposed)
+    promised = [cres.fndesc.noalias for cres in accumulate_product_rows.overloads.values()]
+    assert promised and all(promised)
+    np.testing.assert_allclose(C, expected, rtol=0, atol=50 * np.finfo(dtype).eps * np.abs(product).max())
+
+
 @pytest.mark.parametrize("units", [(64, 100, 10), (100, 256, 256, 10), (13, 37, 19, 5), (5, 3), (784, 1000, 10)],
                          ids=str)
 def test_gradient_task_shares_are_contiguous_and_equal_in_work(units):
