@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import fastbp
 from fastbp import _network
+from fastbp._kernels import accumulate_product_rows
 
 
 def summation_condition(coefs, intercepts, X, Y, options):
@@ -225,8 +226,6 @@ def test_row_update_kernel_on_disjoint_rows_of_one_buffer(a_transposed, dtype):
     A nor B (no run-time alias checks); the network keeps it by passing rows of
     different layers of one buffer, as here. Rows 3..22 take the 4 × 4 blocks
     and both remainders."""
-    from fastbp._kernels import accumulate_product_rows
-
     rng = np.random.default_rng(0)
     n, t, w = 23, 18, 37
     buffer = rng.standard_normal(n * t + t * w + n * w).astype(dtype)
