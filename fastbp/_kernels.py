@@ -58,14 +58,10 @@ def accumulate_product_rows(A, B, C, r0, r1, a_transposed):
                 a30, a31, a32, a33 = A[r + 3, t], A[r + 3, t + 1], A[r + 3, t + 2], A[r + 3, t + 3]
             b0, b1, b2, b3 = B[t], B[t + 1], B[t + 2], B[t + 3]
             for j in range(n_cols):
-                # Every load before the first store: LLVM cannot prove that C and B
-                # do not overlap, and would otherwise load each b[j] again per row.
-                x0, x1, x2, x3 = b0[j], b1[j], b2[j], b3[j]
-                y0, y1, y2, y3 = c0[j], c1[j], c2[j], c3[j]
-                c0[j] = (((y0 + a00 * x0) + a01 * x1) + a02 * x2) + a03 * x3
-                c1[j] = (((y1 + a10 * x0) + a11 * x1) + a12 * x2) + a13 * x3
-                c2[j] = (((y2 + a20 * x0) + a21 * x1) + a22 * x2) + a23 * x3
-                c3[j] = (((y3 + a30 * x0) + a31 * x1) + a32 * x2) + a33 * x3
+                c0[j] = (((c0[j] + a00 * b0[j]) + a01 * b1[j]) + a02 * b2[j]) + a03 * b3[j]
+                c1[j] = (((c1[j] + a10 * b0[j]) + a11 * b1[j]) + a12 * b2[j]) + a13 * b3[j]
+                c2[j] = (((c2[j] + a20 * b0[j]) + a21 * b1[j]) + a22 * b2[j]) + a23 * b3[j]
+                c3[j] = (((c3[j] + a30 * b0[j]) + a31 * b1[j]) + a32 * b2[j]) + a33 * b3[j]
             t += BLOCK
         _accumulate_rank1(A, B, C, r, r + BLOCK, t, n_terms, a_transposed)
         r += BLOCK
