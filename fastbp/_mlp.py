@@ -97,6 +97,31 @@ def _snapshot(state, memo):
     }
 
 
+def _fit_labels(y):
+    """A LabelBinarizer fitted on y, and y binarized as booleans.
+
+    A 1-d integer or boolean y with two classes or more is encoded by one
+    np.unique: its type is "binary" or "multiclass" by its count of classes
+    alone, as scikit-learn's type_of_target decides for integers, and the
+    classes' indices make the indicator matrix. LabelBinarizer's fit and
+    transform check the target three times over, 2.1 ms of a 50000-sample fit.
+    """
+    if y.ndim == 1 and y.dtype.kind in "biu":
+        classes, index = np.unique(y, return_inverse=True)
+        if len(classes) >= 2:
+            label_binarizer = LabelBinarizer()
+            label_binarizer.classes_ = classes
+            label_binarizer.y_type_ = "binary" if len(classes) == 2 else "multiclass"
+            label_binarizer.sparse_input_ = False
+            if len(classes) == 2:
+                return label_binarizer, (index == 1).reshape(-1, 1)
+            Y = np.zeros((y.shape[0], len(classes)), dtype=bool)
+            Y[np.arange(y.shape[0]), index] = True
+            return label_binarizer, Y
+    label_binarizer = LabelBinarizer().fit(y)
+    return label_binarizer, _binarize(label_binarizer, y)
+
+
 def _binarize(label_binarizer, y):
     """label_binarizer.transform(y) as booleans. For a 1-d y whose labels are
     all among its classes (the caller has checked), the indicator matrix is
@@ -385,11 +410,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 if epochs is not None:
                     epochs.begin(self._params)
                 if self.shuffle:
-                    # Composes with the previous epoch's order, as scikit-learn does. The draw is that of
-                    # sklearn.utils.shuffle (one RandomState.shuffle of arange(n)), without its checks.
-                    permutation = np.arange(n_samples)
-                    self._random_state.shuffle(permutation)
-                    sample_idx = sample_idx[permutation]
+                    # Composes with the previous epoch's order, as scikit-learn does with
+                    # sklearn.utils.shuffle: one RandomState.shuffle, whose draws depend on the length
+                    # alone, so shuffling the order in place gives scikit-learn's
+                    # sample_idx[permutation] without gathering it (0.3 ms an epoch at 50000 rows).
+                    self._random_state.shuffle(sample_idx)
                 rows = sample_idx if train_idx is None else train_idx[sample_idx]
                 norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
                 # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
@@ -841,22 +866,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer, Y = _fit_labels(y)
             self.classes_ = self._label_binarizer.classes_
-        else:
-            classes = unique_labels(y)
-            if self.warm_start:
-                if set(classes) != set(self.classes_):
-                    raise ValueError(
-                        "warm_start can only be used where `y` has the same classes as in the previous "
-                        f"call to fit. Previously got {self.classes_}, `y` has {classes}"
-                    )
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+            return X, Y
+        classes = unique_labels(y)
+        if self.warm_start:
+            if set(classes) != set(self.classes_):
                 raise ValueError(
-                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
-                    f"'y' has {classes}."
+                    "warm_start can only be used where `y` has the same classes as in the previous "
+                    f"call to fit. Previously got {self.classes_}, `y` has {classes}"
                 )
+        elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+            raise ValueError(
+                f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                f"'y' has {classes}."
+            )
         return X, _binarize(self._label_binarizer, y)
 
     def _predict(self, X, check_input=True):
