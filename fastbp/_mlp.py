@@ -113,11 +113,7 @@ def _fit_labels(y):
             label_binarizer.classes_ = classes
             label_binarizer.y_type_ = "binary" if len(classes) == 2 else "multiclass"
             label_binarizer.sparse_input_ = False
-            if len(classes) == 2:
-                return label_binarizer, (index == 1).reshape(-1, 1)
-            Y = np.zeros((y.shape[0], len(classes)), dtype=bool)
-            Y[np.arange(y.shape[0]), index] = True
-            return label_binarizer, Y
+            return label_binarizer, _indicator(index, len(classes))
     label_binarizer = LabelBinarizer().fit(y)
     return label_binarizer, _binarize(label_binarizer, y)
 
@@ -129,11 +125,18 @@ def _binarize(label_binarizer, y):
     classes = label_binarizer.classes_
     if y.ndim != 1 or label_binarizer.y_type_.startswith("multilabel") or len(classes) < 2:
         return label_binarizer.transform(y).astype(bool)
-    if len(classes) == 2:
-        return (y == classes[1]).reshape(-1, 1)
-    Y = np.zeros((y.shape[0], len(classes)), dtype=bool)
-    Y[np.arange(y.shape[0]), np.searchsorted(classes, y)] = True
+    return _indicator(np.searchsorted(classes, y), len(classes))
+
+
+def _indicator(index, n_classes):
+    """Class indices as LabelBinarizer's boolean matrix: one column per class,
+    or for two classes a single column, true for the second."""
+    if n_classes == 2:
+        return (index == 1).reshape(-1, 1)
+    Y = np.zeros((index.shape[0], n_classes), dtype=bool)
+    Y[np.arange(index.shape[0]), index] = True
     return Y
+
 
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {

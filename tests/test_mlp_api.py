@@ -29,7 +29,7 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
 from fastbp import MLPClassifier, MLPRegressor
 
@@ -136,6 +136,32 @@ def test_grid_search_picks_sklearns_best_params():
 
 
 # ------------------------------------------------------- parameters and clone
+
+
+@pytest.mark.parametrize("labels", [
+    np.arange(10) * 3 - 7, np.array([4, 9]), np.array([False, True]), np.array([0, 2, 5], dtype=np.uint8),
+    np.array([1.0, 2.0, 4.0]), np.array(["b", "a", "c"]),
+], ids=["int-multiclass", "int-binary", "bool", "uint8", "float", "str"])
+def test_label_encoding_is_label_binarizers(labels):
+    """Integer labels take fit's own np.unique encoding, others LabelBinarizer's:
+    both must leave the binarizer LabelBinarizer.fit leaves, and train on its
+    transform of y."""
+    X, y_index = make_classification(n_samples=60, n_features=5, n_informative=4, n_redundant=0,
+                                     n_classes=len(labels), n_clusters_per_class=1, random_state=0)
+    y = labels[y_index]
+    model = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    reference = LabelBinarizer().fit(y)
+    assert vars(model._label_binarizer).keys() == vars(reference).keys()
+    assert model._label_binarizer.y_type_ == reference.y_type_
+    assert model._label_binarizer.sparse_input_ == reference.sparse_input_
+    np.testing.assert_array_equal(model.classes_, reference.classes_)
+    assert model.classes_.dtype == reference.classes_.dtype
+    _, Y = model._validate_input(X, y, incremental=False, reset=True)
+    np.testing.assert_array_equal(Y, reference.transform(y).astype(bool))
+    assert set(model.predict(X)) <= set(labels)
 
 
 @pytest.mark.parametrize("cls, sk_cls", [(MLPClassifier, SkMLPClassifier),
