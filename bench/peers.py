@@ -30,7 +30,7 @@ class _EstimatorRunner:
         self.X, self.y = X, y
         classifier, regressor = self.classes()
         cls = regressor if workload.task == "regression" else classifier
-        # Ten epochs per fit (two on the large workloads): the fit's set-up, about 2 ms for
+        # Ten epochs per fit (two on the large workloads): the fit's set-up, about 1 ms for
         # fastbp on digits (input checks, label encoding, initial weights), is spread over them.
         self.epochs_per_call = 10 if X.shape[0] * sum(workload.hidden) < 5e6 else 2
         params = dict(hidden_layer_sizes=workload.hidden, solver=workload.solver, batch_size=workload.batch_size,
