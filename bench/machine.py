@@ -3,7 +3,11 @@
 import os
 import platform
 import re
+import time
 from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+from numba import njit, prange
 
 
 def cpu():
@@ -41,3 +45,32 @@ def load_average():
         return os.getloadavg()
     except OSError:
         return None
+
+
+
+@njit(parallel=True, nogil=True)
+def _region(a, n):
+    for i in prange(n):
+        a[i * 16] += 1.0  # one cache line per thread
+
+
+@njit(nogil=True)
+def _launches(a, n, count):
+    for _ in range(count):
+        _region(a, n)
+
+
+def parallel_region_us(threads, calls=20000):
+    """Microseconds per empty Numba parallel region on `threads` threads, launched
+    from compiled code: the cost of one hand-over between cores. It doubled on this
+    host at times (about 0.9 → 2 µs with 2 threads) while serial speed stayed put:
+    the cores then sat farther apart, and every cache line one thread wrote and the
+    other read took longer too (see README, Speed)."""
+    a = np.zeros(16 * threads)
+    _launches(a, threads, 10)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        _launches(a, threads, calls)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best * 1e6

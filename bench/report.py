@@ -73,6 +73,7 @@ def markdown(result):
     ceilings, _, _ = _index(result)
     lines += ["", "| ceiling | " + " | ".join(f"{d} × {t} threads: {g:.1f} GFLOP/s"
                                               for (d, t), g in sorted(ceilings.items())) + " |", ""]
+    lines += _ceiling_check(result, ceilings)
     if result.get("skipped_libs"):
         lines += ["Not run: " + "; ".join(f"{k}: {v}" for k, v in result["skipped_libs"].items()), ""]
     lines += ["## Start-up (fresh processes)", "",
@@ -105,6 +106,29 @@ def markdown(result):
         lines += ["", "## Callbacks: a fit (adam, all threads) with none, a ProgressBar, a ScoringMonitor", "",
                   callback_table(result["callback_cost"])]
     return "\n".join(lines) + "\n"
+
+
+def _ceiling_check(result, ceilings):
+    """The ceiling measured again after each library's runs, as a fraction of the one taken before."""
+    after = [r for r in result["records"] if r.get("kind") == "ceiling_after"]
+    if not after:
+        return []
+    lines = ["Ceiling check, in each library's process after its runs: numpy's 1024³ matmul again, as % of the "
+             "ceiling above (well below 100: the host slowed a core meanwhile), and the µs an empty Numba parallel "
+             "region takes on all threads (at twice its usual value the host had moved the cores apart, and "
+             "fastbp's 2-thread epochs on the small networks were measured up to 1.5× slower).",
+             "", "| library | threads | " + " | ".join(f"{d} GFLOP/s | {d} %" for d in ("float64", "float32"))
+             + " | parallel region µs |", "|---|---|" + "---|---|" * 2 + "---|"]
+    for lib, threads in sorted({(r["lib"], r["threads"]) for r in after}, key=lambda k: (k[1], k[0])):
+        cells = []
+        region_us = next(r["parallel_region_us"] for r in after if (r["lib"], r["threads"]) == (lib, threads))
+        for dtype in ("float64", "float32"):
+            gflops = next((r["gflops"] for r in after if (r["lib"], r["threads"], r["dtype"]) == (lib, threads, dtype)),
+                          None)
+            base = ceilings.get((dtype, threads))
+            cells += [_fmt(gflops, ".1f"), _fmt(None if gflops is None or not base else 100 * gflops / base, ".0f")]
+        lines.append(f"| {lib} | {threads} | " + " | ".join(cells) + f" | {_fmt(region_us, '.2f')} |")
+    return lines + [""]
 
 
 def plots(result, out):

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from . import workloads as wl
+from .machine import parallel_region_us
 from .peers import make_runner
 
 
@@ -92,6 +93,14 @@ def run(spec):
                 record["partial_fit_s"] = best_time(runner.partial_fit, epoch_repeats)
             record["predict_samples_per_s"] = X.shape[0] / best_time(runner.predict, repeats)
             records.append(record)
+    if spec["lib"] != "numpy":
+        # The machine again, after this library's runs and in its process: the 1024³ product (a core slowed
+        # meanwhile) and, with several threads, an empty parallel region (cores moved apart meanwhile).
+        region_us = parallel_region_us(spec["threads"]) if spec["threads"] > 1 else None
+        for dtype in dtypes:
+            records.append({"kind": "ceiling_after", "lib": spec["lib"], "dtype": dtype.name,
+                            "threads": spec["threads"], "gflops": ceiling(dtype, repeats),
+                            "parallel_region_us": region_us})
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for record in records:
         record["process_peak_rss_mib"] = peak_kib / 1024

@@ -26,11 +26,15 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
     ceilings = [r for r in result["records"] if r.get("kind") == "ceiling"]
     assert {r["dtype"] for r in ceilings} == {"float64", "float32"}
     assert all(r["gflops"] > 0 for r in ceilings)
+    after = [r for r in result["records"] if r.get("kind") == "ceiling_after"]
+    assert all(r["parallel_region_us"] > 0 if r["threads"] > 1 else r["parallel_region_us"] is None for r in after)
+    checks = {(r["lib"], r["dtype"]) for r in after if r["gflops"] > 0}
+    assert {(lib, d) for lib in ("loop", "vectorized", "sklearn") for d in ("float64", "float32")} <= checks
     runs = {(r["lib"], r["dtype"]) for r in result["records"] if "epoch_s" in r}
     for lib in ("numpy", "loop", "vectorized", "sklearn"):
         assert {(lib, "float64"), (lib, "float32")} <= runs
     for record in result["records"]:
-        if record.get("lib") in ("loop", "vectorized", "sklearn"):
+        if record.get("lib") in ("loop", "vectorized", "sklearn") and "kind" not in record:
             assert record["epoch_s"] > 0 and record["predict_samples_per_s"] > 0 and record["flops"] > 0
             assert record["partial_fit_s"] > 0 and record["epochs_per_call"] == 10
     for startup in result["startup"]:
@@ -41,5 +45,16 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
         assert "| ProgressBar / none |" in (tmp_path / "results.md").read_text()
     table = (tmp_path / "results.md").read_text()
     assert "| digits 64-32-10 | float64 |" in table and "% ceiling" in table and "partial_fit ms" in table
+    assert "Ceiling check" in table and "| loop | " in table
     for name in ("speedup_vs_sklearn.png", "fraction_of_ceiling.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_handover_watch_prints_its_three_figures():
+    out = subprocess.run([sys.executable, "-m", "bench.handover", "0.1"], cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = out.stdout.splitlines()[0]
+    assert "parallel region" in line and "serial" in line and "digits float32 epoch" in line
+    figures = [float(word) for word in line.replace("(", " ").split() if word.replace(".", "", 1).isdigit()]
+    assert len(figures) >= 4 and all(f > 0 for f in figures[1:])
