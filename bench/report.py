@@ -22,12 +22,15 @@ def derived(result):
         matmul = by_key.get(("numpy", *key))
         sk = by_key.get(("sklearn", *key))
         gflops = r["flops"] / r["epoch_s"] / 1e9
+        ceiling = ceilings.get((r["dtype"], r["threads"]))
+        marginal = r.get("marginal_epoch_s")
         rows.append({
             **r,
             "gflops": gflops,
-            "ceiling_gflops": ceilings.get((r["dtype"], r["threads"])),
-            "fraction_of_ceiling": gflops / ceilings[(r["dtype"], r["threads"])]
-            if (r["dtype"], r["threads"]) in ceilings else None,
+            "ceiling_gflops": ceiling,
+            "fraction_of_ceiling": gflops / ceiling if ceiling else None,
+            "marginal_fraction_of_ceiling": r["flops"] / marginal / 1e9 / ceiling if ceiling and (marginal or 0) > 0
+            else None,
             "x_matmul_epoch": r["epoch_s"] / matmul["epoch_s"] if matmul else None,
             "speedup_vs_sklearn": sk["epoch_s"] / r["epoch_s"] if sk else None,
         })
@@ -36,6 +39,36 @@ def derived(result):
 
 def _fmt(value, spec):
     return "—" if value is None else format(value, spec)
+
+
+def reference_table(result):
+    """The loop backend on the reference workloads beside every other library:
+    the table README quotes. Ratios are the other library's epoch over the loop
+    backend's, both as timed in a fit (above 1: fastbp is faster)."""
+    rows = {(r["lib"], r["workload"], r["dtype"], r["threads"]): r for r in derived(result)}
+    others = (("sklearn", "scikit-learn"), ("vectorized", "vectorized"), ("torch", "PyTorch"), ("jax", "JAX"))
+    lines = ["| workload | dtype | threads | loop ms | % ceiling | epochs alone ms | % ceiling, epochs alone | "
+             "× matmul-only | " + " | ".join(f"vs {name}" for _, name in others) + " | "
+             + " | ".join(f"{name} ms" for _, name in others) + " |",
+             "|---|---|---|" + "---:|" * 13]
+    loops = sorted((r for r in rows.values() if r["lib"] == "loop" and r["group"] == "reference"),
+                   key=lambda r: (r["flops"], r["workload"], r["dtype"] == "float32", r["threads"]))
+    for loop in loops:
+        key = (loop["workload"], loop["dtype"], loop["threads"])
+        peers = [rows.get((lib, *key)) for lib, _ in others]
+        marginal = loop.get("marginal_epoch_s")
+        cells = [f"{1e3 * loop['epoch_s']:.2f}", _fmt(_percent(loop["fraction_of_ceiling"]), ".0f"),
+                 _fmt(None if marginal is None else 1e3 * marginal, ".2f"),
+                 _fmt(_percent(loop["marginal_fraction_of_ceiling"]), ".0f"), _fmt(loop["x_matmul_epoch"], ".2f")]
+        cells += [_fmt(None if p is None else p["epoch_s"] / loop["epoch_s"], ".2f") + ("×" if p else "")
+                  for p in peers]
+        cells += [_fmt(None if p is None else 1e3 * p["epoch_s"], ".2f") for p in peers]
+        lines.append(f"| {' | '.join(map(str, key))} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _percent(fraction):
+    return None if fraction is None else 100 * fraction
 
 
 def markdown(result):
@@ -54,7 +87,14 @@ def markdown(result):
         "Work counted as 2 flops per multiply-add: per sample, one per weight for the forward pass, one for "
         "the gradient sums, one for the δ recursion in every layer but the first. Ceiling: numpy's 1024³ "
         "matmul at the same dtype and threads. × matmul: epoch time over numpy's time for the epoch's "
-        "matrix products alone.",
+        "matrix products alone. Epochs alone: a fit of twice the epochs less the fit, over the epoch count "
+        "(the reference workloads only), which leaves out the fit's set-up as PyTorch's and JAX's epochs do.",
+        "",
+        "## Reference workloads: the loop backend beside the others",
+        "",
+        *reference_table(result),
+        "",
+        "## Every run",
         "",
         "| workload | dtype | threads | library | epoch ms | GFLOP/s | % ceiling | × matmul | vs sklearn | "
         "partial_fit ms | predict samples/s |",
@@ -62,7 +102,7 @@ def markdown(result):
     ]
     rows = sorted(derived(result), key=lambda r: (r["group"], r["workload"], r["dtype"], r["threads"], r["lib"]))
     for r in rows:
-        frac = None if r["fraction_of_ceiling"] is None else 100 * r["fraction_of_ceiling"]
+        frac = _percent(r["fraction_of_ceiling"])
         partial_fit_ms = 1e3 * r["partial_fit_s"] if "partial_fit_s" in r else None
         lines.append(
             f"| {r['workload']} | {r['dtype']} | {r['threads']} | {r['lib']} | {1e3 * r['epoch_s']:.2f} | "
