@@ -6,6 +6,7 @@ PyTorch and JAX are optional (``pip install -e '.[peers]'``).
 """
 
 import importlib.util
+import time
 import warnings
 
 import numpy as np
@@ -22,9 +23,10 @@ def available(lib):
 class _EstimatorRunner:
     """fastbp's and scikit-learn's estimators. The epoch is timed as a fit of
     `epochs_per_call` epochs, divided by that count: the cost of an epoch in
-    a fit, validation and set-up spread over its epochs. A fit of twice the
-    epochs gives, by difference, the epochs without the set-up. One
-    partial_fit call, which validates its input every epoch, is timed apart."""
+    a fit, validation and set-up spread over its epochs. One partial_fit
+    call, which validates its input every epoch, is timed apart. Where the
+    estimator takes callbacks (fastbp's, with sklearn.callback), the epochs of
+    a fit are also clocked alone, as PyTorch's and JAX's epochs are timed."""
 
     def __init__(self, workload, dtype, threads):
         X, y = load(workload.data, dtype)
@@ -38,9 +40,9 @@ class _EstimatorRunner:
                       learning_rate_init=1e-3, random_state=0, **self.extra())
         # n_iter_no_change beyond max_iter: every fit runs all its epochs.
         self.model = cls(max_iter=self.epochs_per_call, n_iter_no_change=self.epochs_per_call + 1, **params)
-        # Twice the epochs: the difference of the two fits is what the epochs alone take, set-up excluded.
-        self.long_model = cls(max_iter=2 * self.epochs_per_call, n_iter_no_change=2 * self.epochs_per_call + 1,
-                              **params)
+        self.clock = _EpochClock()
+        self.clocked = (cls(max_iter=self.epochs_per_call, n_iter_no_change=self.epochs_per_call + 1, **params)
+                        .set_callbacks(self.clock) if self.clock.supported(cls) else None)
         self.incremental = cls(**params)
         kwargs = {} if workload.task == "regression" else {"classes": np.unique(y)}
         with warnings.catch_warnings():
@@ -53,16 +55,49 @@ class _EstimatorRunner:
             warnings.simplefilter("ignore")
             self.model.fit(self.X, self.y)
 
-    def long_fit(self):
+    def epochs_alone(self):
+        """Seconds a fit spends in its epochs, begin to end, set-up left out;
+        None for an estimator that takes no callbacks."""
+        if self.clocked is None:
+            return None
+        self.clock.seconds = 0.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.long_model.fit(self.X, self.y)
+            self.clocked.fit(self.X, self.y)
+        return self.clock.seconds
 
     def partial_fit(self):
         self.incremental.partial_fit(self.X, self.y)
 
     def predict(self):
         self.model.predict(self.X)
+
+
+class _EpochClock:
+    """A sklearn.callback callback that adds up the time between each epoch's
+    begin and end hooks: the shuffle, the epoch and its bookkeeping."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._start = None
+
+    @staticmethod
+    def supported(cls):
+        return importlib.util.find_spec("sklearn.callback") is not None and hasattr(cls, "set_callbacks")
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        if context.task_name == "epoch":
+            self._start = time.perf_counter()
+
+    def on_fit_task_end(self, estimator, context):
+        if context.task_name == "epoch":
+            self.seconds += time.perf_counter() - self._start
 
 
 class FastbpRunner(_EstimatorRunner):
