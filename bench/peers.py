@@ -82,8 +82,8 @@ class _EpochClock:
         self._start = None
 
     @staticmethod
-    def supported(cls):
-        return importlib.util.find_spec("sklearn.callback") is not None and hasattr(cls, "set_callbacks")
+    def supported(estimator_class):
+        return importlib.util.find_spec("sklearn.callback") is not None and hasattr(estimator_class, "set_callbacks")
 
     def setup(self, estimator, context):
         pass
