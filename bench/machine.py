@@ -47,7 +47,6 @@ def load_average():
         return None
 
 
-
 @njit(parallel=True, nogil=True)
 def _region(a, n):
     for i in prange(n):
