@@ -301,7 +301,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _fit_lbfgs(self, X, Y, sample_weight, units, fit_task):
         inputs = _network.input_arrays(X, np.float64)
         codes = self._codes()
-        work = _network.Workspace(units, X.shape[0], np.float64, max_nnz=inputs[1].shape[0])
+        work = _network.Workspace(units, X.shape[0], np.float64,
+                                  max_nnz=inputs[1].shape[0] if sp.issparse(X) else None)
         backprop = BACKEND_MODULES[self.backend].backprop
         grads = np.empty_like(self._params)
         eps = float(np.finfo(np.float64).eps)
@@ -391,7 +392,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         inputs = _network.input_arrays(X, dtype)
         indptr = inputs[3]
         # The most stored values a minibatch can hold: its rows' counts at their largest.
-        max_nnz = int(np.sort(np.diff(indptr))[-batch_size:].sum()) if indptr.shape[0] else 0
+        max_nnz = int(np.sort(np.diff(indptr))[-batch_size:].sum()) if sp.issparse(X) else None
         work = _network.Workspace(units, batch_size, dtype, gather=True, max_nnz=max_nnz,
                                   dropout=self.dropout > 0)
         # Drawn last and only with dropout on, so dropout=0.0 leaves scikit-learn's stream untouched.
@@ -702,7 +703,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     max_fun : int, default=15000
         Loss evaluations allowed to lbfgs.
     backend : {'loop', 'vectorized'}, default='loop'
-        Numba loop kernels, or NumPy matrix products.
+        Numba loop kernels, or NumPy matrix products. The loop backend gives
+        bitwise the same model for any thread count; the vectorized one
+        computes in BLAS, whose results depend on its thread count and the CPU's
+        kernels (agreement to about 1e-13 per gradient, not bitwise).
     n_threads : int, default=None
         Threads used by this estimator's fit and predict. None: NUMBA_NUM_THREADS
         when set, else one per task inside a Dask worker or Ray task, else 1 off the main
@@ -717,7 +721,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         the vectorized backend alike; predict and predict_proba use the whole
         network, unscaled. The masks come from a hash of (seed, cumulative epoch
         number, position in the epoch, unit), so the same random_state gives
-        bitwise the same model for any n_threads, and partial_fit calls and
+        the same model for any n_threads (bitwise with the loop backend), and partial_fit calls and
         warm refits draw new masks. The seed is drawn from the random_state
         stream after the initial weights and the early-stopping split, only
         when dropout > 0: 0.0 is scikit-learn's model exactly. loss_curve_ then

@@ -72,6 +72,9 @@ def input_arrays(X, dtype):
     no_index = np.empty(0, dtype=np.int64)
     if sp.issparse(X):
         X = sp.csr_matrix(X, dtype=dtype)
+        # The kernels index with these arrays unchecked: a column index out of
+        # range or a decreasing indptr would be an out-of-bounds access.
+        X.check_format(full_check=True)
         X.sort_indices()
         return (np.empty((0, 0), dtype=dtype), np.ascontiguousarray(X.data),
                 X.indices.astype(np.int64), X.indptr.astype(np.int64))
@@ -123,17 +126,20 @@ def task_share(tasks, i, n_shares):
 class Workspace:
     """Every buffer a network of `units` needs for minibatches of up to
     `capacity` rows, allocated once, outside every loop. `gather` asks for
-    buffers to copy minibatch rows into; `max_nnz` bounds a sparse input's
-    stored values per batch; backward=False sizes it for forward passes only;
-    dropout asks for the pre-dropout activations of one hidden layer."""
+    buffers to copy minibatch rows into; `max_nnz` is None for a dense
+    input and, for a sparse one, the most stored values a batch holds (0 too:
+    the column pointers of a batch's transpose are sized by the features);
+    backward=False sizes it for forward passes only; dropout asks for the
+    pre-dropout activations of one hidden layer."""
 
-    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=0, backward=True, dropout=False):
+    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=None, backward=True, dropout=False):
         units = np.asarray(units, dtype=np.int64)
         width = int(units[1:].sum())
         # A forward pass alone (predict, validation) needs no deltas, and wᵀ only for narrow layers.
         backward_width = width if backward else 0
         rows = capacity if gather else 0
-        self.x_batch = np.empty((0 if max_nnz else rows, units[0]), dtype=dtype)
+        sparse = max_nnz is not None
+        self.x_batch = np.empty((0 if sparse else rows, units[0]), dtype=dtype)
         self.y_batch = np.empty((rows, units[-1]), dtype=dtype)
         self.sw_batch = np.empty(rows, dtype=dtype)
         self.activations = np.empty(capacity * width, dtype=dtype)
@@ -142,8 +148,9 @@ class Workspace:
         self.undropped = np.empty((capacity if dropout else 0, int(units[1:-1].max(initial=0))), dtype=dtype)
         self.coefs_t = np.empty(int((units[1:-1] * units[2:]).sum()), dtype=dtype)
         self.coef_grads_t = np.empty(self.coefs_t.shape[0] if backward else 0, dtype=dtype)
-        self.col_data = np.empty(max_nnz, dtype=dtype)
-        self.index_scratch = np.empty(max_nnz + units[0] + 1 if max_nnz else 0, dtype=np.int64)
+        self.col_data = np.empty(max_nnz if sparse else 0, dtype=dtype)
+        # A batch's transpose: its stored values' rows, then fan_in + 1 column pointers.
+        self.index_scratch = np.empty(max_nnz + units[0] + 1 if sparse else 0, dtype=np.int64)
         self.tasks = gradient_task_table(units)
         self.task_penalty = np.empty(len(self.tasks), dtype=np.float64)
         self.penalty_columns = np.empty((len(self.tasks), int(units[1:].max())), dtype=np.float64)
