@@ -83,6 +83,25 @@ class Optimizer:
         self.beta_2 = beta_2
         self.epsilon = epsilon
 
+    def check_state(self, n_params, dtype):
+        """Before a partial_fit continues from this state: it must be one value
+        per parameter, in the model's dtype, and writeable (a model loaded with
+        ``joblib.load(..., mmap_mode="r")`` has read-only arrays)."""
+        for name in ("first", "second"):
+            state = getattr(self, name)
+            if state.shape != (n_params,):
+                raise ValueError(
+                    f"The optimizer state holds {state.size} values for a model of {n_params} parameters: "
+                    "coefs_ or intercepts_ were replaced by arrays of other shapes. Call fit to start anew."
+                )
+            if not state.flags.writeable:
+                raise ValueError(
+                    "output array is read-only: the optimizer state of this model cannot be updated in place "
+                    "(a model loaded with joblib.load(..., mmap_mode='r') is read-only). Load it without "
+                    "mmap_mode to continue training."
+                )
+            setattr(self, name, np.require(state, dtype, ["C_CONTIGUOUS", "ALIGNED"]))
+
     def step_args(self):
         """The optimizer's part of a compiled epoch call, in its order."""
         return (self.code, self.first, self.second, self.t, self.learning_rate,

@@ -108,3 +108,56 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     if not sw.sum() > 0:
         raise ValueError("sample_weight sums to zero; at least one sample must have a positive weight.")
     return sw
+
+
+class LayerCountError(ValueError, IndexError):
+    """coefs_ or intercepts_ has another number of layers than the model: a
+    ValueError as fastbp's other parameter checks, and the IndexError that
+    scikit-learn's estimators raise on it."""
+
+
+def check_model_parameters(coefs, intercepts, n_layers, n_features, n_outputs, layer_units=None):
+    """The fitted attributes coefs_ and intercepts_, as a user may have assigned
+    them, checked before any compiled code reads them.
+
+    The layers must number n_layers - 1, chain (coefs[l] of shape
+    (units[l], units[l+1]), intercepts[l] of shape (units[l+1],)), take
+    n_features inputs and give n_outputs outputs, and, given layer_units (a
+    warm-start fit or partial_fit), be exactly those widths. Real or integer
+    arrays only. Returns (units as int64, dtype): float32 when every array is
+    float32, else float64, as a scikit-learn model computes integer weights.
+    """
+    try:
+        coefs, intercepts = list(coefs), list(intercepts)
+    except TypeError:
+        raise TypeError("coefs_ and intercepts_ must be lists of arrays, one per layer.") from None
+    if len(coefs) != n_layers - 1 or len(intercepts) != n_layers - 1:
+        raise LayerCountError(
+            f"coefs_ and intercepts_ must hold n_layers_ - 1 = {n_layers - 1} arrays; "
+            f"got {len(coefs)} and {len(intercepts)}."
+        )
+    coefs = [np.asarray(c) for c in coefs]
+    intercepts = [np.asarray(b) for b in intercepts]
+    for name, arrays, ndim in (("coefs_", coefs, 2), ("intercepts_", intercepts, 1)):
+        for i, a in enumerate(arrays):
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"{name}[{i}] must be a real-valued array; got dtype {a.dtype}.")
+            if a.ndim != ndim:
+                raise ValueError(f"{name}[{i}] must be {ndim}-D; got shape {a.shape}.")
+    # The widths the arrays must have: the hidden ones are the arrays' own, unless a fit names them.
+    units = [int(n_features)] + [int(c.shape[1]) for c in coefs[:-1]] + [int(n_outputs)]
+    if layer_units is not None:
+        units = [int(u) for u in layer_units]
+    for i, (c, b) in enumerate(zip(coefs, intercepts)):
+        if c.shape != (units[i], units[i + 1]):
+            raise ValueError(
+                f"coefs_[{i}] has shape {c.shape}; the model's layer widths {units} "
+                f"(n_features_in_ inputs, hidden_layer_sizes, n_outputs_ outputs) need ({units[i]}, {units[i + 1]})."
+            )
+        if b.shape != (units[i + 1],):
+            raise ValueError(f"intercepts_[{i}] has shape {b.shape}; the model's layer widths {units} need "
+                             f"({units[i + 1]},).")
+    if min(units) == 0:
+        raise ValueError(f"Every layer needs at least one unit; the layer widths are {units}.")
+    float32 = all(a.dtype == np.float32 for a in coefs + intercepts)
+    return np.asarray(units, dtype=np.int64), np.dtype(np.float32 if float32 else np.float64)
