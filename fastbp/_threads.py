@@ -20,14 +20,22 @@ Linux, kills or hangs a forked child that launches a parallel region after
 its parent did; one thread also needs no launch at all. The workqueue layer
 aborts the process when two threads launch parallel regions at once, so
 launches are serialized by a lock under it.
+
+BLAS's thread count is one setting for the whole process, unlike Numba's,
+which is per thread: ``thread_limits`` changes it only where a fit calls BLAS,
+and restores the process's own setting when the last fit that changed it
+ends, whatever the order in which concurrent fits end.
 """
 
 import os
 import sys
 import threading
+from collections import Counter
 from contextlib import contextmanager
+from functools import lru_cache
 
 import numba
+from threadpoolctl import ThreadpoolController
 
 _state = {"parallel_used": False, "forked_child": False}
 _launch_lock = threading.Lock()
@@ -116,3 +124,67 @@ def _loaded_layer():
         return numba.threading_layer()
     except ValueError:
         return None
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, scanned once: a scan
+    reads the process's memory map and costs milliseconds."""
+    return ThreadpoolController()
+
+
+# The limits asked for by the fits now running, and the limiter that holds the
+# process's own settings, kept while any of them runs.
+_blas = {"lock": threading.Lock(), "limits": Counter(), "original": None}
+
+
+@contextmanager
+def _blas_limit(limit):
+    """BLAS on at most `limit` threads (the least any running fit asked for)
+    while the body runs; the process's own setting back once no fit asks."""
+    with _blas["lock"]:
+        _blas["limits"][limit] += 1
+        if _blas["original"] is None:
+            _blas["original"] = _blas_controller().limit(limits=limit, user_api="blas")
+        else:
+            _blas_controller().limit(limits=min(_blas["limits"]), user_api="blas")
+    try:
+        yield
+    finally:
+        with _blas["lock"]:
+            _blas["limits"][limit] -= 1
+            if _blas["limits"][limit] == 0:
+                del _blas["limits"][limit]
+            if _blas["limits"]:
+                _blas_controller().limit(limits=min(_blas["limits"]), user_api="blas")
+            else:
+                _blas["original"].restore_original_limits()
+                _blas["original"] = None
+
+
+@contextmanager
+def thread_limits(backend, n_threads, blas_between_calls=False):
+    """Run the body on n_threads threads (None: the rule above); yields the
+    count the computation runs on.
+
+    The loop backend computes on Numba's threads (a count local to the calling
+    thread); it calls no BLAS, except where scipy's L-BFGS-B runs between its
+    loss evaluations (blas_between_calls), which then gets one BLAS thread: two
+    thread pools taking turns on the same cores wake and spin against each
+    other, measured at milliseconds per L-BFGS evaluation. The vectorized
+    backend computes on BLAS's threads, and its elementwise kernels get one
+    Numba thread.
+    """
+    previous = numba.get_num_threads()
+    threads = effective_threads(n_threads)
+    vectorized = backend == "vectorized"
+    numba.set_num_threads(1 if vectorized else threads)
+    try:
+        if vectorized or blas_between_calls:
+            with _blas_limit(threads if vectorized else 1):
+                yield threads
+        else:
+            # A forked child runs the serial kernels whatever the count.
+            yield kernel_threads()
+    finally:
+        numba.set_num_threads(previous)
