@@ -3,16 +3,14 @@ the compiled epoch (sgd, adam) or by L-BFGS on one compiled loss-and-gradient
 call per evaluation."""
 
 import copy
+import threading
 import warnings
-from contextlib import contextmanager
-from functools import lru_cache
+import weakref
 from numbers import Integral, Real
 
-import numba
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-from threadpoolctl import ThreadpoolController
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -34,10 +32,12 @@ from ._callbacks import CallbackSupportMixin
 from ._dropout import epoch_key
 from ._epoch import train_epoch, train_epoch_vectorized
 from ._functional import BACKEND_MODULES, loss_value
+from ._interrupt import deferred_interrupt
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack
-from ._threads import effective_threads
+from ._threads import thread_limits
+from ._validation import check_model_parameters
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _EPOCHS = {"loop": train_epoch, "vectorized": train_epoch_vectorized}
@@ -46,39 +46,19 @@ _NO_NORMS = np.empty(0)
 _PREDICT_CHUNK = 4096
 
 
-@contextmanager
-def _thread_limits(backend, n_threads):
-    """Run the body on n_threads threads (None: the rule of ``_threads``),
-    restoring the counts after.
-
-    The loop backend computes on Numba's threads and BLAS gets one (scipy's
-    L-BFGS-B calls it between loss evaluations); the vectorized backend
-    computes on BLAS's threads and its elementwise kernels get one Numba
-    thread. Two thread pools taking turns on the same cores wake and spin
-    against each other: measured at milliseconds per minibatch or per L-BFGS
-    evaluation.
-    """
-    previous = numba.get_num_threads()
-    threads = effective_threads(n_threads)
-    if backend == "vectorized":
-        numba.set_num_threads(1)
-        blas_threads = threads
-    else:
-        numba.set_num_threads(threads)
-        blas_threads = 1
-    try:
-        with _blas_controller().limit(limits=blas_threads, user_api="blas"):
-            yield threads
-    finally:
-        numba.set_num_threads(previous)
+_FIT_LOCKS = weakref.WeakKeyDictionary()
+_FIT_LOCKS_GUARD = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries, scanned once: a scan
-    reads the process's memory map and costs milliseconds."""
-    return ThreadpoolController()
-
+def _fit_lock(estimator):
+    """The estimator's own lock, kept outside it: it must not travel with
+    clone, pickle or the pre-fit snapshot. Re-entrant, for a callback or the
+    early-stopping score that uses the model within its own fit."""
+    with _FIT_LOCKS_GUARD:
+        lock = _FIT_LOCKS.get(estimator)
+        if lock is None:
+            lock = _FIT_LOCKS[estimator] = threading.RLock()
+        return lock
 
 
 def _snapshot(state, memo):
@@ -244,16 +224,20 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         # partial_fit runs one epoch; L-BFGS begins one iteration more than it runs (see _callbacks).
         max_subtasks = 1 if incremental else self.max_iter + (self.solver not in _STOCHASTIC_SOLVERS)
         fit_task = _callbacks.FitTask(self, X, y, sample_weight, max_subtasks)
-        previous_state = _snapshot(self.__dict__, _callbacks.shared_state(self))
-        try:
-            with _thread_limits(self.backend, self.n_threads) as threads:
-                self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes, fit_task)
-                self.n_threads_ = threads
-        except BaseException:
-            # A diverged or interrupted fit must not lose the model the user had.
-            self.__dict__.clear()
-            self.__dict__.update(previous_state)
-            raise
+        # Fits of one estimator from several threads take turns: each rebuilds the
+        # parameter buffer, which another's compiled epoch must never see half-made.
+        with _fit_lock(self):
+            previous_state = _snapshot(self.__dict__, _callbacks.shared_state(self))
+            try:
+                with thread_limits(self.backend, self.n_threads,
+                                   blas_between_calls=self.solver not in _STOCHASTIC_SOLVERS) as threads:
+                    self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes, fit_task)
+                    self.n_threads_ = threads
+            except BaseException:
+                # A diverged or interrupted fit must not lose the model the user had.
+                self.__dict__.clear()
+                self.__dict__.update(previous_state)
+                raise
         fit_task.end()
         return self
 
@@ -273,11 +257,19 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         dtype = X.dtype if self.solver in _STOCHASTIC_SOLVERS else np.dtype(np.float64)
         if first_pass:
             self._initialize(y, layer_units, dtype)
+        else:
+            # The weights a warm start or partial_fit continues from, perhaps assigned by the
+            # user, must fit this architecture; the model keeps its dtype, as scikit-learn's does.
+            _, model_dtype = check_model_parameters(self.coefs_, self.intercepts_, len(layer_units),
+                                                    X.shape[1], self.n_outputs_, layer_units)
+            if self.solver in _STOCHASTIC_SOLVERS:
+                dtype = model_dtype
         units = np.asarray(layer_units, dtype=np.int64)
         self._bind_params(units, dtype)
-        Y = np.ascontiguousarray(y, dtype=dtype)
+        # Writeable C arrays: a read-only or strided y or sample_weight would be a new compiled specialization.
+        Y = np.require(y, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
-                         else np.ascontiguousarray(sample_weight, dtype=dtype))
+                         else np.require(sample_weight, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"]))
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sample_weight, units, incremental, fit_task)
@@ -366,6 +358,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 nesterovs_momentum=self.nesterovs_momentum, power_t=self.power_t,
                 beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
             )
+        else:
+            self._optimizer.check_state(n_params(units), dtype)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
 
@@ -413,32 +407,34 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             for _ in range(self.max_iter):
                 if epochs is not None:
                     epochs.begin(self._params)
-                if self.shuffle:
-                    # Composes with the previous epoch's order, as scikit-learn does with
-                    # sklearn.utils.shuffle: one RandomState.shuffle, whose draws depend on the length
-                    # alone, so shuffling the order in place gives scikit-learn's
-                    # sample_idx[permutation] without gathering it (0.3 ms an epoch at 50000 rows).
-                    self._random_state.shuffle(sample_idx)
-                rows = sample_idx if train_idx is None else train_idx[sample_idx]
-                norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
-                # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
-                dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))
-                total = epoch(
-                    self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
-                    batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer, work,
-                    norms, dropout,
-                )
-                self.n_iter_ += 1
-                self.loss_ = total / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.record_gradient_norms:
-                    self.gradient_norms_ = np.vstack([self.gradient_norms_, norms])
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                # A Ctrl-C lands after the epoch and the counters that describe it (see _interrupt).
+                with deferred_interrupt():
+                    if self.shuffle:
+                        # Composes with the previous epoch's order, as scikit-learn does with
+                        # sklearn.utils.shuffle: one RandomState.shuffle, whose draws depend on the length
+                        # alone, so shuffling the order in place gives scikit-learn's
+                        # sample_idx[permutation] without gathering it (0.3 ms an epoch at 50000 rows).
+                        self._random_state.shuffle(sample_idx)
+                    rows = sample_idx if train_idx is None else train_idx[sample_idx]
+                    norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
+                    # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
+                    dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))
+                    total = epoch(
+                        self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
+                        batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer, work,
+                        norms, dropout,
+                    )
+                    self.n_iter_ += 1
+                    self.loss_ = total / n_samples
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    if self.record_gradient_norms:
+                        self.gradient_norms_ = np.vstack([self.gradient_norms_, norms])
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-                self._update_no_improvement_count(X_val, y_val, sw_val, validation_loss)
-                self._optimizer.iteration_ends(self.t_)
+                    self._update_no_improvement_count(X_val, y_val, sw_val, validation_loss)
+                    self._optimizer.iteration_ends(self.t_)
                 if epochs is not None and epochs.end(self._params):
                     # A callback's stop request: the fit ends as at max_iter, without ConvergenceWarning.
                     break
@@ -463,8 +459,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                         ConvergenceWarning,
                     )
         except KeyboardInterrupt:
-            # The compiled epoch cannot stop midway: the weights are those of the
-            # last completed epoch, a consistent state.
+            # The weights, the optimizer state and every counter are those of the last
+            # completed epoch: an interrupt is held back until an epoch is recorded.
             warnings.warn("Training interrupted by user.")
 
         if self.early_stopping:
@@ -566,9 +562,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        dtype = self.coefs_[0].dtype
-        units = np.asarray([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_], dtype=np.int64)
-        params = pack(self.coefs_, self.intercepts_, dtype)
+        # One read of the parameter lists, checked whole and copied: assigned weights of the
+        # wrong shape, or a fit rebuilding them in another thread, never reach the kernels.
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        units, dtype = check_model_parameters(coefs, intercepts, self.n_layers_, X.shape[1], self.n_outputs_)
+        params = pack(coefs, intercepts, dtype)
         act, out, _ = self._codes()
         n_samples = X.shape[0]
         work = _network.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype, backward=False)
@@ -576,7 +574,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         output = np.empty((n_samples, units[-1]), dtype=dtype)
         if sp.issparse(X):
             X = sp.csr_matrix(X)
-        with _thread_limits(self.backend, self.n_threads):
+        with thread_limits(self.backend, self.n_threads):
             for start in range(0, n_samples, _PREDICT_CHUNK):
                 chunk = _network.input_arrays(X[start:start + _PREDICT_CHUNK], dtype)
                 stop = min(start + _PREDICT_CHUNK, n_samples)
@@ -788,7 +786,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     out_activation_ : str
         Output activation.
     n_threads_ : int
-        Threads the last fit ran on (see n_threads).
+        Threads the last fit computed on (see n_threads): Numba's for the loop
+        backend (1 in a child forked after its parent ran parallel kernels,
+        which takes the serial path), BLAS's for the vectorized one.
     gradient_norms_ : ndarray of shape (len(loss_curve_), n_layers_ - 1) or None
         With record_gradient_norms: per epoch, the Frobenius norm of each layer's
         weight gradient (L2 term included) averaged over the epoch's minibatches;
