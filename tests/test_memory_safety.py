@@ -5,13 +5,21 @@ out-of-bounds access. CI runs the kernel-level part of this module again under
 NUMBA_BOUNDSCHECK=1, where such an access raises instead of corrupting the heap.
 """
 
+import os
+import signal
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
+import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.datasets import load_iris, make_classification
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+
+from threadpoolctl import threadpool_info
 
 from fastbp import MLPClassifier, MLPRegressor
 
@@ -62,5 +70,235 @@ def test_malformed_csr_is_rejected_before_compiled_code():
     # A column index past n_features, as a hand-built matrix can hold.
     X.indices[0] = 7
     model = MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0)
-    with pytest.raises(ValueError, match="(?i)column index"):
+    with pytest.raises(ValueError, match="(?i)indices"):
         model.fit(X, [0, 1, 0, 1])
+
+
+# ------------------------------------------------------ assigned parameters
+
+IRIS_X, IRIS_Y = load_iris(return_X_y=True)
+
+
+def _fitted_pair(**params):
+    params = dict(dict(hidden_layer_sizes=(5, 4), max_iter=5, random_state=0), **params)
+    return MLPClassifier(**params).fit(IRIS_X, IRIS_Y), SkMLPClassifier(**params).fit(IRIS_X, IRIS_Y)
+
+
+BAD_PARAMETERS = {
+    "a hidden layer of the wrong width": lambda m: ([m.coefs_[0], np.zeros((6, 4)), m.coefs_[2]], m.intercepts_),
+    "an intercept of the wrong length": lambda m: (m.coefs_, [m.intercepts_[0][:3]] + m.intercepts_[1:]),
+    "a truncated list": lambda m: (m.coefs_[:2], m.intercepts_[:2]),
+    "a first layer for other features": lambda m: ([np.zeros((7, 5))] + m.coefs_[1:], m.intercepts_),
+    "an output layer of another width": lambda m: (m.coefs_[:2] + [np.zeros((4, 2))],
+                                                   m.intercepts_[:2] + [np.zeros(2)]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMETERS))
+def test_inconsistent_assigned_parameters_raise_before_compiled_code(case):
+    fast, sk = _fitted_pair()
+    fast.coefs_, fast.intercepts_ = BAD_PARAMETERS[case](fast)
+    sk.coefs_, sk.intercepts_ = BAD_PARAMETERS[case](sk)
+    if case == "an output layer of another width":
+        # scikit-learn returns probabilities of two classes for a model of three; fastbp says why not.
+        assert sk.predict_proba(IRIS_X).shape == (150, 2)
+        with pytest.raises(ValueError, match=r"coefs_\[2\] has shape \(4, 2\).*need \(4, 3\)"):
+            fast.predict_proba(IRIS_X)
+    else:
+        with pytest.raises((ValueError, IndexError)) as sk_error:
+            sk.predict_proba(IRIS_X)
+        with pytest.raises(sk_error.type, match=r"coefs_|intercepts_"):
+            fast.predict_proba(IRIS_X)
+    before = [a.copy() for a in fast.coefs_ + fast.intercepts_]
+    with pytest.raises(ValueError, match=r"coefs_|intercepts_"):
+        fast.partial_fit(IRIS_X, IRIS_Y)
+    with pytest.raises(ValueError, match=r"coefs_|intercepts_"):
+        fast.set_params(warm_start=True).fit(IRIS_X, IRIS_Y)
+    # The model the user had is left as it was.
+    for a, b in zip(fast.coefs_ + fast.intercepts_, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_consistent_assigned_parameters_of_another_width_predict_as_sklearn():
+    fast, sk = _fitted_pair()
+    rng = np.random.default_rng(0)
+    # hidden_layer_sizes=(5, 4) fitted, (6, 4) assigned: scikit-learn predicts with what it is given.
+    sk.coefs_ = [rng.normal(size=(4, 6)), rng.normal(size=(6, 4)), rng.normal(size=(4, 3))]
+    sk.intercepts_ = [rng.normal(size=6), rng.normal(size=4), rng.normal(size=3)]
+    fast.coefs_, fast.intercepts_ = sk.coefs_, sk.intercepts_
+    np.testing.assert_allclose(fast.predict_proba(IRIS_X), sk.predict_proba(IRIS_X), rtol=1e-12)
+    # partial_fit continues from hidden_layer_sizes=(5, 4): these weights do not fit it.
+    with pytest.raises(ValueError, match=r"coefs_\[0\] has shape \(4, 6\)"):
+        fast.partial_fit(IRIS_X, IRIS_Y)
+
+
+def test_integer_weights_compute_in_float64_as_sklearn():
+    fast, sk = _fitted_pair()
+    rng = np.random.default_rng(0)
+    coefs = [rng.integers(-2, 3, size=c.shape) for c in sk.coefs_]
+    intercepts = [rng.integers(-1, 2, size=b.shape) for b in sk.intercepts_]
+    fast.coefs_, fast.intercepts_ = coefs, intercepts
+    sk.coefs_, sk.intercepts_ = coefs, intercepts
+    proba = fast.predict_proba(IRIS_X / 8)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba, sk.predict_proba(IRIS_X / 8), rtol=1e-12)
+
+
+def test_partial_fit_keeps_the_model_dtype_as_sklearn():
+    X32 = IRIS_X.astype(np.float32)
+    model = MLPClassifier(hidden_layer_sizes=(5,), random_state=0).partial_fit(IRIS_X, IRIS_Y, classes=[0, 1, 2])
+    same = MLPClassifier(hidden_layer_sizes=(5,), random_state=0).partial_fit(IRIS_X, IRIS_Y, classes=[0, 1, 2])
+    model.partial_fit(X32, IRIS_Y)
+    same.partial_fit(X32.astype(np.float64), IRIS_Y)
+    assert all(c.dtype == np.float64 for c in model.coefs_ + model.intercepts_)
+    assert model._optimizer.first.dtype == np.float64
+    for a, b in zip(model.coefs_ + model.intercepts_, same.coefs_ + same.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    small = MLPClassifier(hidden_layer_sizes=(5,), random_state=0).partial_fit(X32, IRIS_Y, classes=[0, 1, 2])
+    small.partial_fit(IRIS_X, IRIS_Y)
+    assert all(c.dtype == np.float32 for c in small.coefs_ + small.intercepts_)
+    assert small._optimizer.first.dtype == np.float32
+
+
+def test_partial_fit_on_a_memory_mapped_model_raises_what_sklearn_raises(tmp_path):
+    fast, sk = _fitted_pair(solver="sgd")
+    for name, model in (("fast", fast), ("sk", sk)):
+        joblib.dump(model, tmp_path / name)
+    fast_loaded = joblib.load(tmp_path / "fast", mmap_mode="r")
+    sk_loaded = joblib.load(tmp_path / "sk", mmap_mode="r")
+    np.testing.assert_array_equal(fast_loaded.predict_proba(IRIS_X), fast.predict_proba(IRIS_X))
+    with pytest.raises(ValueError, match="output array is read-only"):
+        sk_loaded.partial_fit(IRIS_X, IRIS_Y)
+    with pytest.raises(ValueError, match="output array is read-only"):
+        fast_loaded.partial_fit(IRIS_X, IRIS_Y)
+
+
+def test_read_only_targets_and_weights_compile_nothing_new():
+    from fastbp import _epoch
+
+    X = np.ascontiguousarray(IRIS_X)
+    y = IRIS_Y.astype(np.float64)
+    weights = np.linspace(0.5, 1.5, len(y))
+    reference = MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, y, sample_weight=weights)
+    compiled = len(_epoch.run_epoch.signatures)
+    for array in (X, y, weights):
+        array.setflags(write=False)
+    frozen = MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, y, sample_weight=weights)
+    assert len(_epoch.run_epoch.signatures) == compiled
+    for a, b in zip(frozen.coefs_ + frozen.intercepts_, reference.coefs_ + reference.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------ concurrency
+
+
+def test_fits_of_one_estimator_from_two_threads_with_different_architectures():
+    model = MLPClassifier(max_iter=3, random_state=0)
+    architectures = [(5,), (9, 3), (4, 4, 4), (12,)]
+
+    def fit(i):
+        return model.set_params(hidden_layer_sizes=architectures[i % 4]).fit(IRIS_X, IRIS_Y)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(fit, range(12)))
+    # Whatever fit ended last, the model is one whole network of the architecture it has.
+    widths = [c.shape[1] for c in model.coefs_[:-1]]
+    assert tuple(widths) in architectures
+    assert model.n_layers_ == len(model.coefs_) + 1
+    proba = model.predict_proba(IRIS_X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_predict_while_another_thread_refits_gives_probabilities_or_a_python_error():
+    model = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(IRIS_X, IRIS_Y)
+    stop = threading.Event()
+
+    def refit():
+        i = 0
+        while not stop.is_set():
+            model.set_params(hidden_layer_sizes=[(5,), (8, 3)][i % 2]).fit(IRIS_X, IRIS_Y)
+            i += 1
+
+    outcomes = []
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(refit)
+        for _ in range(300):
+            try:
+                proba = model.predict_proba(IRIS_X)
+            except (ValueError, IndexError, AttributeError) as error:
+                outcomes.append(type(error))
+                continue
+            assert proba.shape == (150, 3)
+            np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+            outcomes.append("ok")
+        stop.set()
+        running.result()
+    assert "ok" in outcomes
+
+
+def test_blas_threads_are_restored_after_concurrent_fits():
+    before = [(lib["prefix"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    def fit(i):
+        params = [dict(solver="lbfgs"), dict(backend="vectorized", n_threads=1), dict(backend="vectorized")][i % 3]
+        return MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0, **params).fit(IRIS_X, IRIS_Y)
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(fit, range(18)))
+    after = [(lib["prefix"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert after == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_n_threads_in_a_forked_child_reports_the_serial_kernels():
+    MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0, n_threads=2).fit(IRIS_X, IRIS_Y)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once, without pytest's teardown
+        try:
+            model = MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(IRIS_X, IRIS_Y)
+            os.write(write, str(model.n_threads_).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    reported = os.read(read, 16).decode()
+    os.waitpid(pid, 0)
+    assert reported == "1"
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+
+def _interrupted_fit(model, X, y, delay):
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(UserWarning, match="Training interrupted by user"):
+            model.fit(X, y)
+    finally:
+        timer.cancel()
+    return model
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name == "nt", reason="needs POSIX signals")
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_a_real_ctrl_c_during_the_compiled_epoch_leaves_one_consistent_model(solver):
+    X, y = make_classification(n_samples=20000, n_features=60, n_informative=20, random_state=0)
+    params = dict(hidden_layer_sizes=(64,), solver=solver, max_iter=400, tol=0.0, n_iter_no_change=1000,
+                  random_state=0, n_threads=1)
+    interrupted = _interrupted_fit(MLPClassifier(**params), X, y, delay=0.6)
+    n = interrupted.n_iter_
+    assert 0 < n < 400
+    reference = MLPClassifier(**dict(params, max_iter=n)).fit(X, y)
+    for a, b in zip(interrupted.coefs_ + interrupted.intercepts_, reference.coefs_ + reference.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert interrupted.loss_curve_ == reference.loss_curve_
+    assert interrupted.t_ == reference.t_ == n * len(y)
+    assert interrupted._optimizer.t == reference._optimizer.t
+    np.testing.assert_array_equal(interrupted._optimizer.first, reference._optimizer.first)
+    np.testing.assert_array_equal(interrupted._optimizer.second, reference._optimizer.second)
+    # A later partial_fit continues from that consistent model.
+    interrupted.partial_fit(X[:500], y[:500])
+    reference.partial_fit(X[:500], y[:500])
+    for a, b in zip(interrupted.coefs_ + interrupted.intercepts_, reference.coefs_ + reference.intercepts_):
+        np.testing.assert_array_equal(a, b)
