@@ -10,8 +10,8 @@ forward pass need not keep z.
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import njit
 from ._config import JIT
 
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = range(6)

@@ -15,10 +15,13 @@ that compiled the kernels and one that loaded them from the cache).
 import numpy as np
 from numba.core.compiler import Compiler
 
+from ._cache import disk_cache_available
+
 FASTMATH = {"contract"}
 
-# Serial kernels: elementwise work and small reductions.
-JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+# Serial kernels: elementwise work and small reductions. With nowhere to
+# cache, Numba's cache=True would make the import itself fail.
+JIT = dict(cache=disk_cache_available(), nogil=True, fastmath=FASTMATH, error_model="numpy")
 
 # Dot products of two contiguous rows, for layers too narrow to fill the
 # vector lanes in the row-update shape: reassociation lets LLVM sum each one

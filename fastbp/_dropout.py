@@ -15,8 +15,8 @@ each (sample, unit) pair apart.
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import njit
 from ._config import JIT
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

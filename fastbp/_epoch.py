@@ -10,9 +10,8 @@ return Σ_batches (batch loss × batch length), where the batch loss is
 data_scale × data term + penalty, the loss scikit-learn reports.
 """
 
-from numba import njit
-
 from . import _vectorized
+from ._cache import njit
 from ._config import JIT
 from ._network import add_gradient_norms, batch_step, build_coefs_t
 from ._optimizers import step_rate, update_slice

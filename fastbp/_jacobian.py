@@ -31,11 +31,11 @@ serves both modes.
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._activations import ACTIVATION_CODES, SOFTMAX, activate_rows, multiply_derivative_rows
+from ._cache import njit
 from ._config import JIT
 from ._params import coef_start, coef_view, intercept_view, pack
 from ._validation import check_names, check_network, check_option, check_X, training_dtype

@@ -10,9 +10,8 @@ order whatever the thread count or the block it falls in.
 Indices: n sample, j neuron of this layer, k neuron of the layer below.
 """
 
-from numba import njit
-
 from ._activations import activate_rows, multiply_derivative_rows
+from ._cache import njit
 from ._config import DISJOINT_JIT, JIT, REDUCTION_JIT
 
 # Rows and terms per register block: 4 × 4 scalars of A stay in registers

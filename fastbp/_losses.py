@@ -13,9 +13,8 @@ that of the unclipped loss, as in scikit-learn.
 
 import math
 
-from numba import njit
-
 from ._activations import EXP, IDENTITY, LOGISTIC, SOFTMAX, multiply_derivative_rows
+from ._cache import njit
 from ._config import JIT
 
 SQUARED_ERROR, LOG_LOSS, POISSON = range(3)

@@ -25,10 +25,11 @@ its share in region 1; an empty `rows` means all rows in order, with no copy.
 import numpy as np
 import scipy.sparse as sp
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._cache import njit
 from ._config import JIT, PARALLEL_JIT
 from ._dropout import NO_DROPOUT, drop_rows, hidden_unit_offset, undropped_rows
 from ._kernels import (

@@ -6,8 +6,8 @@ holds the state between epochs and the schedule decisions made in Python.
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import njit
 from ._config import JIT
 
 SGD, ADAM = 0, 1

@@ -10,8 +10,8 @@ rebuild the buffer from coefs_/intercepts_ at every fit.
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import njit
 from ._config import JIT
 
 

@@ -1,0 +1,94 @@
+"""Numba's on-disk cache for fastbp's kernels: whether it can live anywhere,
+and recovery from an entry that cannot be loaded.
+
+Numba's own cache raises at decoration time (so at ``import fastbp``) when it
+finds no writable directory, and lets any error from a damaged entry escape
+into every later call, in every later process. Here the first case compiles
+in memory instead, and the second compiles the function again and overwrites
+the entry.
+"""
+
+import warnings
+
+import numba
+from numba.core import sigutils
+from numba.core.caching import FunctionCache
+
+
+def _probe():
+    """A function of this package for Numba to look for a cache directory for."""
+
+
+def disk_cache_available():
+    """Whether Numba can cache fastbp's kernels on disk; warn once if not.
+
+    Numba picks the directory per source file (``NUMBA_CACHE_DIR``, else the
+    package's ``__pycache__``, else a user cache directory) and checks it by
+    writing to it. Every kernel module sits in this file's directory, so one
+    probe answers for all of them.
+
+    Returns
+    -------
+    bool
+        False, with a RuntimeWarning, when no directory is writable.
+    """
+    try:
+        FunctionCache(_probe)
+    except RuntimeError as exc:
+        warnings.warn(
+            f"fastbp cannot cache its compiled kernels on disk ({exc}): they are compiled "
+            "again in every process. Set NUMBA_CACHE_DIR to a writable directory to cache them.",
+            RuntimeWarning, stacklevel=2,
+        )
+        return False
+    return True
+
+
+class SelfHealingCache(FunctionCache):
+    """Numba's per-function disk cache, taking an entry it cannot load as a miss.
+
+    A truncated, empty or garbled index or data file makes Numba's loader raise
+    (EOFError, UnpicklingError, an LLVM bitcode error, ...); a data file that
+    holds another signature's code (two processes numbering new entries at
+    once) loads, and fails at the call ("can't unbox array"). Either way the
+    function's index is emptied, with a warning, and the dispatcher compiles
+    the function and writes a fresh entry, so the next process loads it again.
+    """
+
+    def load_overload(self, sig, target_context):
+        try:
+            cres = super().load_overload(sig, target_context)
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            # The dispatcher keys its overloads by these same argument types,
+            # so a sound entry always matches.
+            args, _ = sigutils.normalize_signature(sig)
+            if cres is None or tuple(cres.signature.args) == tuple(args):
+                return cres
+            problem = f"it holds the code for {cres.signature.args}, not {args}"
+        warnings.warn(
+            f"fastbp could not load {self._py_func.__qualname__} from Numba's cache in "
+            f"{self.cache_path} ({problem}); it is compiled again and its cache entry rewritten.",
+            RuntimeWarning, stacklevel=2,
+        )
+        # An empty index drops every entry of the function, so the rewrite
+        # takes a fresh data file rather than the one another signature's
+        # entry may still point to.
+        self.flush()
+        return None
+
+
+def njit(**options):
+    """``numba.njit(**options)``, with :class:`SelfHealingCache` as the
+    on-disk cache when ``options["cache"]`` is true."""
+    cache = options.pop("cache", False)
+
+    def decorate(func):
+        dispatcher = numba.njit(**options)(func)
+        if cache:
+            # What Dispatcher.enable_caching does, with the cache class swapped.
+            dispatcher._cache = SelfHealingCache(func)
+        return dispatcher
+
+    return decorate

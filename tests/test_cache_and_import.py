@@ -1,0 +1,167 @@
+"""Numba's on-disk cache at its edges: an install with nowhere to cache, and
+damaged cache files. Each case runs in fresh processes, on two small kernels
+(the dropout epoch key and zero_rows, under a second each to compile)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fastbp._dropout import _GOLDEN, _MIX_1, _MIX_2
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs zero_rows in float64 and float32 (two entries of one function) and
+# prints whether both zeroed the rows they should, with the cache hits and
+# misses, as JSON.
+ZERO_ROWS = """
+    import json, numpy as np
+    from fastbp import _kernels
+    ok = True
+    for dtype in (np.float64, np.float32):
+        a = np.ones((3, 2), dtype)
+        _kernels.zero_rows(a, 0, 2)
+        ok &= bool((a == [[0, 0], [0, 0], [1, 1]]).all())
+    stats = _kernels.zero_rows.stats
+    print(json.dumps({"ok": ok, "hits": sum(stats.cache_hits.values()),
+                      "misses": sum(stats.cache_misses.values())}))
+"""
+
+# Prints the epoch key, the RuntimeWarnings raised by the import and the
+# call, and the kernel's cache directory and hits and misses, as JSON.
+EPOCH_KEY = """
+    import json, warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from fastbp import _dropout
+        key = _dropout.epoch_key(7, 3)
+    stats = _dropout._epoch_key.stats
+    print(json.dumps({
+        "key": int(key),
+        "warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)],
+        "cache_path": stats.cache_path,
+        "hits": sum(stats.cache_hits.values()),
+        "misses": sum(stats.cache_misses.values()),
+    }))
+"""
+
+
+def _expected_epoch_key(seed, epoch):
+    """fastbp._dropout.epoch_key in Python integers."""
+    mask = 2**64 - 1
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * int(_MIX_1)) & mask
+        z = ((z ^ (z >> 27)) * int(_MIX_2)) & mask
+        return z ^ (z >> 31)
+
+    return mix((mix(seed) + epoch * int(_GOLDEN)) & mask)
+
+
+def _run(code, env, cwd):
+    """Run code in a fresh process; cwd is where `python -c` looks first for
+    packages, so never the repository when PYTHONPATH names another copy."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_import_with_nowhere_to_cache_compiles_in_memory_and_warns_once(tmp_path):
+    """A read-only installed package and an unusable home: Numba's cache=True
+    finds no directory and raised at import."""
+    site = tmp_path / "site"
+    shutil.copytree(os.path.join(REPO, "fastbp"), site / "fastbp", ignore=shutil.ignore_patterns("__pycache__"))
+    # Root ignores permission bits, so the directories Numba would create
+    # lie below regular files instead: creating them fails for anyone.
+    (site / "fastbp" / "__pycache__").write_text("")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    env = dict(os.environ, PYTHONPATH=str(site), HOME=str(blocker / "home"),
+               XDG_CACHE_HOME=str(blocker / "cache"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    result = _run(EPOCH_KEY, env, tmp_path)
+    assert result["key"] == _expected_epoch_key(7, 3)
+    assert len(result["warnings"]) == 1
+    assert "NUMBA_CACHE_DIR" in result["warnings"][0]
+    assert result["cache_path"] is None
+
+
+def _zero(data):
+    return b""
+
+
+def _truncate(data):
+    return data[: len(data) // 2]
+
+
+def _garble(data):
+    return bytes(range(256)) * (len(data) // 256 + 1)
+
+
+def _flip_middle(data):
+    """Keep the file's start readable and spoil its middle: in a data file,
+    the compiled code."""
+    middle = len(data) // 2
+    return data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 200]) + data[middle + 200:]
+
+
+def _cache_env(cache_dir):
+    return dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir),
+                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+
+
+def _cache_file(cache_dir, pattern):
+    (path,) = cache_dir.glob(f"*/{pattern}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def populated_cache(tmp_path_factory):
+    """A Numba cache holding the epoch key and both zero_rows entries."""
+    root = tmp_path_factory.mktemp("populated")
+    _run(EPOCH_KEY + ZERO_ROWS, _cache_env(root / "cache"), root)
+    return root / "cache"
+
+
+@pytest.mark.parametrize("suffix", [".nbi", ".1.nbc"])
+@pytest.mark.parametrize("damage", [_zero, _truncate, _garble, _flip_middle])
+def test_damaged_cache_entry_is_compiled_again_and_rewritten(populated_cache, tmp_path, suffix, damage):
+    """Each used to fail every later process (EOFError, UnpicklingError,
+    UnicodeDecodeError, LLVM bitcode parsing error), naming no cache file."""
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(populated_cache, cache_dir)
+    path = _cache_file(cache_dir, f"_dropout._epoch_key-*.py*{suffix}")
+    path.write_bytes(damage(path.read_bytes()))
+    env = _cache_env(cache_dir)
+
+    healing = _run(EPOCH_KEY, env, tmp_path)
+    assert healing["key"] == _expected_epoch_key(7, 3)
+    assert healing["misses"] == 1
+    (warning,) = healing["warnings"]
+    assert "_epoch_key" in warning and healing["cache_path"] in warning
+
+    healed = _run(EPOCH_KEY, env, tmp_path)
+    assert healed["key"] == _expected_epoch_key(7, 3)
+    assert (healed["hits"], healed["misses"], healed["warnings"]) == (1, 0, [])
+
+
+def test_data_file_of_another_signature_is_compiled_again_and_rewritten(populated_cache, tmp_path):
+    """Two processes numbering new entries at once can leave an index entry
+    pointing at another signature's code; the call then failed with "can't
+    unbox array" in every later process."""
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(populated_cache, cache_dir)
+    first = _cache_file(cache_dir, "_kernels.zero_rows-*.1.nbc")
+    second = _cache_file(cache_dir, "_kernels.zero_rows-*.2.nbc")
+    first_data = first.read_bytes()
+    first.write_bytes(second.read_bytes())
+    second.write_bytes(first_data)
+    env = _cache_env(cache_dir)
+
+    assert _run(ZERO_ROWS, env, tmp_path) == {"ok": True, "hits": 0, "misses": 2}
+    assert _run(ZERO_ROWS, env, tmp_path) == {"ok": True, "hits": 2, "misses": 0}
