@@ -286,9 +286,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
-                "Solver produced non-finite parameter weights: the fit diverged. Try a smaller "
-                "learning_rate_init, or scale the input data (e.g. with StandardScaler). "
-                "The estimator keeps the state it had before this fit."
+                "Solver produced non-finite parameter weights. The input data may contain large values and "
+                "need to be preprocessed. The fit diverged: try a smaller learning_rate_init, or scale the "
+                "input data (e.g. with StandardScaler). The estimator keeps the state it had before this fit."
             )
 
     def _check_targets(self, y):

@@ -1,0 +1,57 @@
+"""Errors that name their cause (issue: "fit diverged" given where the cause is elsewhere).
+
+Inputs that used to end in non-finite weights, blamed on learning_rate_init,
+are checked before training and named: class_weight, a y that overflows when
+cast, alpha, and a minibatch whose sample weights sum to zero. Where
+scikit-learn raises, fastbp raises the same exception class with scikit-learn's
+text in its message, checked beside scikit-learn's MLP.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+
+from fastbp import MLPClassifier, MLPRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+SMALL = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+SOLVERS = ["sgd", "adam", "lbfgs"]
+SK_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values "
+                 "and need to be preprocessed.")
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    return X, (X[:, 0] > 0).astype(int), X[:, 0].copy()
+
+
+def assert_unfitted(est):
+    assert not hasattr(est, "coefs_")
+
+
+# ------------------------------------------------------------------ non-finite weights
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_non_finite_weights_message_contains_sklearns():
+    rng = np.random.RandomState(0)
+    X = rng.normal(scale=1e4, size=(120, 5))
+    y = X[:, 0] * 1e3
+    params = dict(hidden_layer_sizes=(7,), solver="sgd", activation="identity", max_iter=20,
+                  learning_rate_init=1e10, random_state=0)
+    with pytest.raises(ValueError, match=re.escape(SK_NON_FINITE)):
+        SkMLPRegressor(**params).fit(X, y)
+    with pytest.raises(ValueError) as raised:
+        MLPRegressor(**params).fit(X, y)
+    message = str(raised.value)
+    assert message.startswith(SK_NON_FINITE)
+    # fastbp's advice follows scikit-learn's text.
+    assert "learning_rate_init" in message
+    assert "keeps the state it had before this fit" in message
