@@ -346,7 +346,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     def _validation_split(self, y, sample_weight):
         """Train and validation row indices, split as scikit-learn splits X itself."""
-        stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
+        # scikit-learn stratifies on the binarized booleans: its error naming a class too small to
+        # split names it 'True', not '1.0'.
+        stratify = y.astype(bool) if (is_classifier(self) and self.n_outputs_ == 1) else None
         train_idx, val_idx = train_test_split(
             np.arange(y.shape[0]), random_state=self._random_state,
             test_size=self.validation_fraction, stratify=stratify,

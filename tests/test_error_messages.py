@@ -55,3 +55,32 @@ def test_non_finite_weights_message_contains_sklearns():
     # fastbp's advice follows scikit-learn's text.
     assert "learning_rate_init" in message
     assert "keeps the state it had before this fit" in message
+
+
+# ------------------------------------------------------------------ early stopping's stratified split
+
+
+def test_early_stopping_single_member_class_message_matches_sklearn(data):
+    X, _, _ = data
+    y = np.zeros(len(X), dtype=int)
+    y[0] = 1
+    with pytest.raises(ValueError) as theirs:
+        SkMLPClassifier(early_stopping=True, **SMALL).fit(X, y)
+    with pytest.raises(ValueError) as ours:
+        MLPClassifier(early_stopping=True, **SMALL).fit(X, y)
+    assert str(ours.value) == str(theirs.value)
+    assert str(ours.value).endswith("Classes with too few members are: ['True']")
+
+
+@pytest.mark.parametrize("labels", [[3, 7], [3, 5, 7]], ids=["binary", "multiclass"])
+def test_early_stopping_split_matches_sklearn(data, labels):
+    X, _, _ = data
+    y = np.asarray(labels)[np.random.RandomState(1).randint(len(labels), size=len(X))]
+    params = dict(early_stopping=True, validation_fraction=0.2, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = MLPClassifier(**params).fit(X, y)
+        theirs = SkMLPClassifier(**params).fit(X, y)
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
