@@ -138,6 +138,31 @@ def _indicator(index, n_classes):
     return Y
 
 
+def _check_class_weight(class_weight, classes, per_class):
+    """Reject class weights no fit can train with, naming class_weight:
+    compute_class_weight takes a dict's values as given, and the fit would
+    end in non-finite weights blamed on the learning rate. per_class holds
+    the weight of each of classes."""
+    bad = ~np.isfinite(per_class)
+    if bad.any():
+        if isinstance(class_weight, str):
+            # 'balanced' divides by each class's summed sample_weight.
+            raise ValueError(
+                f"class_weight='balanced' weighs classes {classes[bad].tolist()} by infinity: their samples' "
+                "sample_weight sums to zero. Give some of them a non-zero sample_weight, or leave them out of y."
+            )
+        raise ValueError(
+            f"class_weight must be finite; it weighs classes {classes[bad].tolist()} by "
+            f"{per_class[bad].tolist()}."
+        )
+    negative = per_class < 0
+    if negative.any():
+        raise ValueError(
+            f"Negative values in data passed to class_weight: classes {classes[negative].tolist()} weigh "
+            f"{per_class[negative].tolist()}. Class weights, as sample weights, must be non-negative."
+        )
+
+
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SkBase._parameter_constraints,
@@ -864,10 +889,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 "or to none. Pass sample_weight instead."
             )
         index = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0].astype(np.intp)
-        class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[index],
-                                            sample_weight=sample_weight)
-        weight = np.asarray(class_weight, dtype=np.float64)[index]
-        return weight if sample_weight is None else sample_weight * weight.astype(sample_weight.dtype)
+        # 'balanced' divides by zero for a class of no sample weight: _check_class_weight names it.
+        with np.errstate(divide="ignore"):
+            class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[index],
+                                                sample_weight=sample_weight)
+        class_weight = np.asarray(class_weight, dtype=np.float64)
+        _check_class_weight(self.class_weight, self.classes_, class_weight)
+        weight = class_weight[index]
+        weight = weight if sample_weight is None else sample_weight * weight.astype(sample_weight.dtype)
+        if not weight.any():
+            raise ValueError(
+                "Sample weights must contain at least one non-zero number. class_weight (times sample_weight, "
+                "if given) gives every sample a weight of zero."
+            )
+        return weight
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,

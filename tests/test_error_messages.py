@@ -36,6 +36,52 @@ def assert_unfitted(est):
     assert not hasattr(est, "coefs_")
 
 
+# ------------------------------------------------------------------ class_weight
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("class_weight, match", [
+    ({0: 0.0, 1: 0.0}, r"Sample weights must contain at least one non-zero number\..*class_weight"),
+    ({0: np.inf, 1: 1.0}, r"class_weight must be finite.*\[0\]"),
+    ({0: 1.0, 1: np.nan}, r"class_weight must be finite.*\[1\]"),
+    ({0: -1.0, 1: 1.0}, r"Negative values in data passed to class_weight.*\[0\]"),
+])
+def test_bad_class_weight_is_named_before_training(data, solver, class_weight, match):
+    X, y, _ = data
+    est = MLPClassifier(class_weight=class_weight, solver=solver, **SMALL)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert_unfitted(est)
+
+
+def test_negative_class_weight_rejected_as_negative_sample_weight_is(data):
+    """fastbp's stricter check (scikit-learn's MLP accepts negative sample_weight), now for both."""
+    X, y, _ = data
+    sw = np.ones(len(y))
+    sw[0] = -1.0
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        MLPClassifier(**SMALL).fit(X, y, sample_weight=sw)
+    with pytest.raises(ValueError, match="Negative values in data passed to class_weight"):
+        MLPClassifier(class_weight={0: -0.5}, **SMALL).fit(X, y)
+
+
+def test_class_weight_zeroing_every_sample_with_sample_weight(data):
+    """Each factor has a non-zero weight, their product has none."""
+    X, y, _ = data
+    sw = (y == 0).astype(float)
+    with pytest.raises(ValueError, match=r"Sample weights must contain at least one non-zero number\."):
+        MLPClassifier(class_weight={0: 0.0}, **SMALL).fit(X, y, sample_weight=sw)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_balanced_class_weight_of_a_class_without_sample_weight(data):
+    """'balanced' divides by a class's summed sample_weight: zero gives it infinity."""
+    X, y, _ = data
+    sw = (y == 0).astype(float)
+    with pytest.raises(ValueError, match=r"'balanced'.*\[1\].*sample_weight sums to zero"):
+        MLPClassifier(class_weight="balanced", **SMALL).fit(X, y, sample_weight=sw)
+
+
 # ------------------------------------------------------------------ non-finite weights
 
 
