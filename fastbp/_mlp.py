@@ -163,6 +163,21 @@ def _check_class_weight(class_weight, classes, per_class):
         )
 
 
+def _cast_targets(y, dtype):
+    """y as a contiguous array of the training dtype, rejecting a y that
+    overflows in the cast (a longdouble y to float64, or a float64 y to the
+    float32 of sgd or adam on float32 X): validate_data checked y's
+    finiteness in y's own dtype."""
+    with np.errstate(over="ignore"):
+        Y = np.ascontiguousarray(y, dtype=dtype)
+    if y.dtype.kind == "f" and y.dtype.itemsize > dtype.itemsize and not np.isfinite(Y).all():
+        raise ValueError(
+            f"Input y contains infinity or a value too large for {dtype!r}: y, of dtype {y.dtype}, holds "
+            f"values beyond the range of {dtype}, in which the model trains. Scale y."
+        )
+    return Y
+
+
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SkBase._parameter_constraints,
@@ -300,7 +315,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self._initialize(y, layer_units, dtype)
         units = np.asarray(layer_units, dtype=np.int64)
         self._bind_params(units, dtype)
-        Y = np.ascontiguousarray(y, dtype=dtype)
+        Y = _cast_targets(y, dtype)
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
                          else np.ascontiguousarray(sample_weight, dtype=dtype))
 

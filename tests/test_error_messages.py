@@ -82,6 +82,39 @@ def test_balanced_class_weight_of_a_class_without_sample_weight(data):
         MLPClassifier(class_weight="balanced", **SMALL).fit(X, y, sample_weight=sw)
 
 
+# ------------------------------------------------------------------ y beyond the training dtype
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_longdouble_y_beyond_float64_is_named(data, solver):
+    if np.finfo(np.longdouble).max <= np.finfo(np.float64).max:
+        pytest.skip("longdouble is float64 on this platform")
+    X, _, y = data
+    y = y.astype(np.longdouble)
+    y[3] = np.longdouble("1e400")
+    est = MLPRegressor(solver=solver, **SMALL)
+    with pytest.raises(ValueError, match=re.escape("Input y contains infinity or a value too large for "
+                                                   "dtype('float64')")):
+        est.fit(X, y)
+    assert_unfitted(est)
+    # scikit-learn's own check sees the same infinity once y is float64.
+    with np.errstate(over="ignore"):
+        y64 = y.astype(np.float64)
+    with pytest.raises(ValueError, match=re.escape("Input y contains infinity or a value too large for "
+                                                   "dtype('float64')")):
+        SkMLPRegressor(solver=solver, **SMALL).fit(X, y64)
+
+
+def test_float64_y_beyond_float32_training_is_named(data):
+    """sgd and adam train in X's dtype: float32 X casts y to float32."""
+    X, _, y = data
+    y = y.copy()
+    y[0] = 1e39
+    with pytest.raises(ValueError, match=re.escape("Input y contains infinity or a value too large for "
+                                                   "dtype('float32')")):
+        MLPRegressor(solver="adam", **SMALL).fit(X.astype(np.float32), y)
+
+
 # ------------------------------------------------------------------ non-finite weights
 
 
