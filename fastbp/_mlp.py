@@ -178,6 +178,28 @@ def _cast_targets(y, dtype):
     return Y
 
 
+def _check_alpha(alpha, coefs, sample_weight):
+    """Reject an alpha whose L2 term overflows the training dtype at the
+    starting weights. Adam's second moment squares the penalty's gradient
+    α W / Σ s, and L-BFGS's inner products square its norm: past the bound
+    checked here, whatever the learning rate, adam's steps turn NaN, L-BFGS
+    stops where it began with a NaN loss and sgd's steps diverge
+    (scikit-learn's adam and lbfgs leave the weights where they began)."""
+    dtype = coefs[0].dtype
+    # A Python float: an int alpha too large for float64 compares exactly.
+    largest = float(np.finfo(dtype).max)
+    if alpha <= largest:
+        squares = sum(np.square(c, dtype=np.float64).sum() for c in coefs)
+        with np.errstate(over="ignore"):
+            scale = np.float64(alpha) / np.sum(sample_weight, dtype=np.float64)
+            if scale * scale * squares <= largest:
+                return
+    raise ValueError(
+        f"alpha={alpha!r} is too large: the L2 penalty's gradient, alpha * coefs_ / sum(sample_weight), "
+        f"overflows {dtype} once squared, as the solvers square it. Use a smaller alpha."
+    )
+
+
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SkBase._parameter_constraints,
@@ -318,6 +340,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         Y = _cast_targets(y, dtype)
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
                          else np.ascontiguousarray(sample_weight, dtype=dtype))
+        _check_alpha(self.alpha, self.coefs_, sample_weight)
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sample_weight, units, incremental, fit_task)

@@ -115,6 +115,34 @@ def test_float64_y_beyond_float32_training_is_named(data):
         MLPRegressor(solver="adam", **SMALL).fit(X.astype(np.float32), y)
 
 
+# ------------------------------------------------------------------ alpha
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_overflowing_alpha_is_named(data, cls, solver):
+    X, yc, yr = data
+    y = yc if cls is MLPClassifier else yr
+    est = cls(alpha=1e300, solver=solver, **SMALL)
+    with pytest.raises(ValueError, match=r"alpha=1e\+300 is too large"):
+        est.fit(X, y)
+    assert_unfitted(est)
+
+
+def test_overflowing_alpha_in_float32_training(data):
+    X, _, y = data
+    with pytest.raises(ValueError, match="alpha=1e[+]30 is too large.*float32"):
+        MLPRegressor(alpha=1e30, solver="adam", **SMALL).fit(X.astype(np.float32), y)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_large_alpha_below_the_bound_still_fits(data, solver):
+    """sgd is left out: its steps scale with alpha, and diverge (as scikit-learn's) for an alpha this large."""
+    X, _, y = data
+    est = MLPRegressor(alpha=1e100, solver=solver, **SMALL).fit(X, y)
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+
+
 # ------------------------------------------------------------------ non-finite weights
 
 
