@@ -200,6 +200,25 @@ def _check_alpha(alpha, coefs, sample_weight):
     )
 
 
+def _check_batch_weights(sample_weight, rows, batch_size):
+    """Raise np.average's ZeroDivisionError, as scikit-learn does, for a
+    minibatch of the epoch's order whose sample weights sum to zero, before
+    the compiled epoch divides by that sum."""
+    if sample_weight.all():
+        return
+    sums = np.add.reduceat(sample_weight[rows], np.arange(0, rows.shape[0], batch_size))
+    empty = np.flatnonzero(sums == 0)
+    if empty.size:
+        start = int(empty[0]) * batch_size
+        stop = min(start + batch_size, rows.shape[0])
+        raise ZeroDivisionError(
+            f"Weights sum to zero, can't be normalized: the minibatch of rows {start} to {stop - 1} of this "
+            f"epoch's order (batch_size={batch_size}; rows {rows[start:start + 5].tolist()}"
+            f"{'...' if stop - start > 5 else ''} of X) has sample weights (sample_weight, times class_weight if "
+            "given) summing to zero. Give weight to some of its rows, or use a larger batch_size."
+        )
+
+
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SkBase._parameter_constraints,
@@ -485,6 +504,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     # sample_idx[permutation] without gathering it (0.3 ms an epoch at 50000 rows).
                     self._random_state.shuffle(sample_idx)
                 rows = sample_idx if train_idx is None else train_idx[sample_idx]
+                _check_batch_weights(sample_weight, rows, batch_size)
                 norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
                 # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
                 dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))

@@ -23,6 +23,7 @@ SMALL = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
 SOLVERS = ["sgd", "adam", "lbfgs"]
 SK_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values "
                  "and need to be preprocessed.")
+SK_ZERO_SUM = "Weights sum to zero, can't be normalized"
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,65 @@ def test_large_alpha_below_the_bound_still_fits(data, solver):
     X, _, y = data
     est = MLPRegressor(alpha=1e100, solver=solver, **SMALL).fit(X, y)
     assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+
+
+# ------------------------------------------------------------------ minibatches weighing zero
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_minibatch_of_zero_weight_raises_sklearns_zero_division(data, solver, backend):
+    X, _, y = data
+    sw = np.ones(len(y))
+    sw[20:40] = 0.0  # the second minibatch of 20, unshuffled
+    params = dict(solver=solver, shuffle=False, batch_size=20, **SMALL)
+    with pytest.raises(ZeroDivisionError, match=re.escape(SK_ZERO_SUM)):
+        SkMLPRegressor(**params).fit(X, y, sample_weight=sw)
+    est = MLPRegressor(backend=backend, **params)
+    where = r".*rows 20 to 39 of this epoch's order.*rows \[20, 21, 22, 23, 24\]\.\.\. of X"
+    with pytest.raises(ZeroDivisionError, match=re.escape(SK_ZERO_SUM) + where):
+        est.fit(X, y, sample_weight=sw)
+    assert_unfitted(est)
+
+
+def test_shuffled_minibatch_of_zero_weight(data):
+    """Weight on two rows alone: some minibatch of 5 of the shuffled order has none."""
+    X, y, _ = data
+    sw = np.zeros(len(y))
+    sw[[0, 1]] = 1.0
+    params = dict(solver="adam", batch_size=5, **SMALL)
+    with pytest.raises(ZeroDivisionError, match=re.escape(SK_ZERO_SUM)):
+        SkMLPClassifier(**params).fit(X, y, sample_weight=sw)
+    with pytest.raises(ZeroDivisionError, match=re.escape(SK_ZERO_SUM) + ".*sample_weight.*class_weight"):
+        MLPClassifier(**params).fit(X, y, sample_weight=sw)
+
+
+def test_minibatch_zeroed_by_class_weight(data):
+    X, y, _ = data
+    order = np.argsort(y, kind="stable")  # every class 0 row first
+    X, y = X[order], y[order]
+    with pytest.raises(ZeroDivisionError, match=re.escape(SK_ZERO_SUM) + ".*class_weight"):
+        MLPClassifier(class_weight={0: 0.0}, solver="sgd", shuffle=False, batch_size=10, **SMALL).fit(X, y)
+
+
+def test_zero_weight_rows_in_weighted_minibatches_still_fit(data):
+    X, _, y = data
+    sw = np.ones(len(y))
+    sw[::2] = 0.0
+    est = MLPRegressor(solver="adam", batch_size=10, **SMALL).fit(X, y, sample_weight=sw)
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+
+
+def test_zero_weight_partial_fit_keeps_previous_model(data):
+    X, _, y = data
+    est = MLPRegressor(solver="sgd", shuffle=False, batch_size=20, **SMALL).partial_fit(X, y)
+    coefs = [c.copy() for c in est.coefs_]
+    sw = np.ones(len(y))
+    sw[:20] = 0.0
+    with pytest.raises(ZeroDivisionError, match=re.escape(SK_ZERO_SUM)):
+        est.partial_fit(X, y, sample_weight=sw)
+    for before, after in zip(coefs, est.coefs_):
+        np.testing.assert_array_equal(before, after)
 
 
 # ------------------------------------------------------------------ non-finite weights
