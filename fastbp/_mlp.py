@@ -118,6 +118,87 @@ def _indicator(index, n_classes):
     return Y
 
 
+def _check_class_weight(class_weight, classes, per_class):
+    """Reject class weights no fit can train with, naming class_weight:
+    compute_class_weight takes a dict's values as given, and the fit would
+    end in non-finite weights blamed on the learning rate. per_class holds
+    the weight of each of classes."""
+    bad = ~np.isfinite(per_class)
+    if bad.any():
+        if isinstance(class_weight, str):
+            # 'balanced' divides by each class's summed sample_weight.
+            raise ValueError(
+                f"class_weight='balanced' weighs classes {classes[bad].tolist()} by infinity: their samples' "
+                "sample_weight sums to zero. Give some of them a non-zero sample_weight, or leave them out of y."
+            )
+        raise ValueError(
+            f"class_weight must be finite; it weighs classes {classes[bad].tolist()} by "
+            f"{per_class[bad].tolist()}."
+        )
+    negative = per_class < 0
+    if negative.any():
+        raise ValueError(
+            f"Negative values in data passed to class_weight: classes {classes[negative].tolist()} weigh "
+            f"{per_class[negative].tolist()}. Class weights, as sample weights, must be non-negative."
+        )
+
+
+def _cast_targets(y, dtype):
+    """y as a writeable C array of the training dtype, rejecting a y that
+    overflows in the cast (a longdouble y to float64, or a float64 y to the
+    float32 of sgd or adam on float32 X): validate_data checked y's
+    finiteness in y's own dtype."""
+    with np.errstate(over="ignore"):
+        Y = np.require(y, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
+    if y.dtype.kind == "f" and y.dtype.itemsize > dtype.itemsize and not np.isfinite(Y).all():
+        raise ValueError(
+            f"Input y contains infinity or a value too large for {dtype!r}: y, of dtype {y.dtype}, holds "
+            f"values beyond the range of {dtype}, in which the model trains. Scale y."
+        )
+    return Y
+
+
+def _check_alpha(alpha, coefs, sample_weight):
+    """Reject an alpha whose L2 term overflows the training dtype at the
+    starting weights. Adam's second moment squares the penalty's gradient
+    α W / Σ s, and L-BFGS's inner products square its norm: past the bound
+    checked here, whatever the learning rate, adam's steps turn NaN, L-BFGS
+    stops where it began with a NaN loss and sgd's steps diverge
+    (scikit-learn's adam and lbfgs leave the weights where they began)."""
+    dtype = coefs[0].dtype
+    # A Python float: an int alpha too large for float64 compares exactly.
+    largest = float(np.finfo(dtype).max)
+    if alpha <= largest:
+        squares = sum(np.square(c, dtype=np.float64).sum() for c in coefs)
+        with np.errstate(over="ignore"):
+            scale = np.float64(alpha) / np.sum(sample_weight, dtype=np.float64)
+            if scale * scale * squares <= largest:
+                return
+    raise ValueError(
+        f"alpha={alpha!r} is too large: the L2 penalty's gradient, alpha * coefs_ / sum(sample_weight), "
+        f"overflows {dtype} once squared, as the solvers square it. Use a smaller alpha."
+    )
+
+
+def _check_batch_weights(sample_weight, rows, batch_size):
+    """Raise np.average's ZeroDivisionError, as scikit-learn does, for a
+    minibatch of the epoch's order whose sample weights sum to zero, before
+    the compiled epoch divides by that sum."""
+    if sample_weight.all():
+        return
+    sums = np.add.reduceat(sample_weight[rows], np.arange(0, rows.shape[0], batch_size))
+    empty = np.flatnonzero(sums == 0)
+    if empty.size:
+        start = int(empty[0]) * batch_size
+        stop = min(start + batch_size, rows.shape[0])
+        raise ZeroDivisionError(
+            f"Weights sum to zero, can't be normalized: the minibatch of rows {start} to {stop - 1} of this "
+            f"epoch's order (batch_size={batch_size}; rows {rows[start:start + 5].tolist()}"
+            f"{'...' if stop - start > 5 else ''} of X) has sample weights (sample_weight, times class_weight if "
+            "given) summing to zero. Give weight to some of its rows, or use a larger batch_size."
+        )
+
+
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SkBase._parameter_constraints,
@@ -267,9 +348,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         units = np.asarray(layer_units, dtype=np.int64)
         self._bind_params(units, dtype)
         # Writeable C arrays: a read-only or strided y or sample_weight would be a new compiled specialization.
-        Y = np.require(y, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
+        Y = _cast_targets(y, dtype)
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
                          else np.require(sample_weight, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"]))
+        _check_alpha(self.alpha, self.coefs_, sample_weight)
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sample_weight, units, incremental, fit_task)
@@ -278,9 +360,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
-                "Solver produced non-finite parameter weights: the fit diverged. Try a smaller "
-                "learning_rate_init, or scale the input data (e.g. with StandardScaler). "
-                "The estimator keeps the state it had before this fit."
+                "Solver produced non-finite parameter weights. The input data may contain large values and "
+                "need to be preprocessed. The fit diverged: try a smaller learning_rate_init, or scale the "
+                "input data (e.g. with StandardScaler). The estimator keeps the state it had before this fit."
             )
 
     def _check_targets(self, y):
@@ -338,7 +420,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     def _validation_split(self, y, sample_weight):
         """Train and validation row indices, split as scikit-learn splits X itself."""
-        stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
+        # scikit-learn stratifies on the binarized booleans: its error naming a class too small to
+        # split names it 'True', not '1.0'.
+        stratify = y.astype(bool) if (is_classifier(self) and self.n_outputs_ == 1) else None
         train_idx, val_idx = train_test_split(
             np.arange(y.shape[0]), random_state=self._random_state,
             test_size=self.validation_fraction, stratify=stratify,
@@ -416,6 +500,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                         # sample_idx[permutation] without gathering it (0.3 ms an epoch at 50000 rows).
                         self._random_state.shuffle(sample_idx)
                     rows = sample_idx if train_idx is None else train_idx[sample_idx]
+                    _check_batch_weights(sample_weight, rows, batch_size)
                     norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
                     # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
                     dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))
@@ -862,10 +947,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 "or to none. Pass sample_weight instead."
             )
         index = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0].astype(np.intp)
-        class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[index],
-                                            sample_weight=sample_weight)
-        weight = np.asarray(class_weight, dtype=np.float64)[index]
-        return weight if sample_weight is None else sample_weight * weight.astype(sample_weight.dtype)
+        # 'balanced' divides by zero for a class of no sample weight: _check_class_weight names it.
+        with np.errstate(divide="ignore"):
+            class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[index],
+                                                sample_weight=sample_weight)
+        class_weight = np.asarray(class_weight, dtype=np.float64)
+        _check_class_weight(self.class_weight, self.classes_, class_weight)
+        weight = class_weight[index]
+        weight = weight if sample_weight is None else sample_weight * weight.astype(sample_weight.dtype)
+        if not weight.any():
+            raise ValueError(
+                "Sample weights must contain at least one non-zero number. class_weight (times sample_weight, "
+                "if given) gives every sample a weight of zero."
+            )
+        return weight
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
