@@ -4,10 +4,12 @@ call per evaluation."""
 
 import copy
 import threading
+import time
 import warnings
 import weakref
 from numbers import Integral, Real
 
+import numba
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
@@ -36,7 +38,7 @@ from ._interrupt import deferred_interrupt
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack
-from ._threads import thread_limits
+from ._threads import ThreadGovernor, thread_limits
 from ._validation import check_model_parameters
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -312,8 +314,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             try:
                 with thread_limits(self.backend, self.n_threads,
                                    blas_between_calls=self.solver not in _STOCHASTIC_SOLVERS) as threads:
-                    self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes, fit_task)
-                    self.n_threads_ = threads
+                    used = self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes, fit_task,
+                                               threads)
+                    self.n_threads_ = threads if used is None else used
             except BaseException:
                 # A diverged or interrupted fit must not lose the model the user had.
                 self.__dict__.clear()
@@ -322,7 +325,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         fit_task.end()
         return self
 
-    def _fit_validated(self, X, y, sample_weight, incremental, hidden_layer_sizes, fit_task):
+    def _fit_validated(self, X, y, sample_weight, incremental, hidden_layer_sizes, fit_task, threads):
+        """The fit proper, on at most `threads` threads; returns the thread count its epochs
+        ran on most (None where that is `threads` throughout)."""
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
@@ -353,8 +358,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                          else np.require(sample_weight, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"]))
         _check_alpha(self.alpha, self.coefs_, sample_weight)
 
+        used = None
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, units, incremental, fit_task)
+            used = self._fit_stochastic(X, Y, sample_weight, units, incremental, fit_task, threads)
         else:
             self._fit_lbfgs(X, Y, sample_weight, units, fit_task)
 
@@ -364,6 +370,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 "need to be preprocessed. The fit diverged: try a smaller learning_rate_init, or scale the "
                 "input data (e.g. with StandardScaler). The estimator keeps the state it had before this fit."
             )
+        return used
 
     def _check_targets(self, y):
         """Hook for stricter target checks (the regressor's poisson loss)."""
@@ -433,7 +440,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             )
         return train_idx, val_idx
 
-    def _fit_stochastic(self, X, Y, sample_weight, units, incremental, fit_task):
+    def _fit_stochastic(self, X, Y, sample_weight, units, incremental, fit_task, threads):
         dtype = self._params.dtype
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = Optimizer(
@@ -486,6 +493,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self.gradient_norms_ = np.full((len(self.loss_curve_), n_layers), np.nan)
 
         epochs = fit_task.subtasks("epoch", units)
+        governor = None
+        if self.backend == "loop":
+            governor = ThreadGovernor(threads, self.n_threads is None,
+                                      (tuple(units), batch_size, dtype.char, sp.issparse(X)))
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -504,11 +515,17 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
                     # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
                     dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))
+                    if governor is not None:
+                        epoch_threads = governor.choose(n_samples)
+                        numba.set_num_threads(epoch_threads)
+                        started = time.perf_counter()
                     total = epoch(
                         self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
                         batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer, work,
                         norms, dropout,
                     )
+                    if governor is not None:
+                        governor.record(epoch_threads, time.perf_counter() - started, n_samples)
                     self.n_iter_ += 1
                     self.loss_ = total / n_samples
                     self.t_ += n_samples
@@ -551,6 +568,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if self.early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+        return None if governor is None else governor.most_used()
 
     def _validation_loss(self, X_val, Y_val, sw_val, units):
         """A function of no argument giving the reported loss of the current
@@ -793,7 +811,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_threads : int, default=None
         Threads used by this estimator's fit and predict. None: NUMBA_NUM_THREADS
         when set, else one per task inside a Dask worker or Ray task, else 1 off the main
-        thread (joblib's threading backend), else every core.
+        thread (joblib's threading backend), else every core; the loop backend's
+        sgd/adam epochs may then run on fewer where more stop paying (see
+        n_threads_). An int is used as given (capped at Numba's thread count).
     record_gradient_norms : bool, default=False
         Record each layer's weight-gradient norm in ``gradient_norms_``, inside
         the compiled epoch; off, nothing is computed for it.
@@ -873,7 +893,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_threads_ : int
         Threads the last fit computed on (see n_threads): Numba's for the loop
         backend (1 in a child forked after its parent ran parallel kernels,
-        which takes the serial path), BLAS's for the vectorized one.
+        which takes the serial path), BLAS's for the vectorized one. With
+        n_threads=None the loop backend times its sgd/adam epochs and runs each
+        on the count, between the rule's and 1, that is fastest on the machine
+        as it is now (fewer when other work takes cores): n_threads_ is then the
+        count most epochs of the fit ran on. The model is bitwise the same
+        whatever counts were chosen.
     gradient_norms_ : ndarray of shape (len(loss_curve_), n_layers_ - 1) or None
         With record_gradient_norms: per epoch, the Frobenius norm of each layer's
         weight gradient (L2 term included) averaged over the epoch's minibatches;

@@ -30,7 +30,7 @@ ends, whatever the order in which concurrent fits end.
 import os
 import sys
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -188,3 +188,84 @@ def thread_limits(backend, n_threads, blas_between_calls=False):
             yield kernel_threads()
     finally:
         numba.set_num_threads(previous)
+
+
+# A thread count that is not the best is timed again once the epochs run on
+# others since its last timing add up to this many times what it last cost:
+# at most 1/20 of a fit goes to re-checking a count that has become slow.
+_PROBE_RATIO = 20
+
+# Per-row epoch times by thread count, shared by the fits of one shape (network,
+# batch, dtype, input kind, thread ceiling), so that the folds of a
+# cross-validation or a stream of partial_fit calls start from what the last one
+# learned. Bounded: the oldest shape is forgotten first.
+_epoch_times = OrderedDict()
+_epoch_times_lock = threading.Lock()
+_EPOCH_TIME_SHAPES = 64
+
+
+class ThreadGovernor:
+    """The thread count of each epoch of a loop-backend fit.
+
+    With ``n_threads=None`` the counts tried are the rule's count T, T/2, T/4,
+    …, 1. Each epoch is timed; the next runs on the count with the least time
+    per row, except that a count next to it is timed when it has never been,
+    or when the time spent on other counts since it was last timed reaches
+    ``_PROBE_RATIO`` times what an epoch on it last cost. On an idle machine
+    that settles on T and re-times T/2 now and then; when other work takes
+    cores, the parallel regions' barriers wait on descheduled threads and
+    fewer threads win, and T is tried again as the time passes. The loop
+    backend's results are bitwise the same for any count, so the choice
+    never changes the model. An explicit n_threads, or a ceiling of 1, is
+    used for every epoch.
+
+    Parameters
+    ----------
+    ceiling : int
+        The most threads an epoch may use (``thread_limits``' count).
+    adaptive : bool
+        Whether to choose per epoch (n_threads=None) or always use ceiling.
+    shape : tuple
+        What the per-row times are shared by (see ``_epoch_times``).
+    """
+
+    def __init__(self, ceiling, adaptive, shape):
+        self.counts = [ceiling]
+        while adaptive and self.counts[-1] > 1:
+            self.counts.append(self.counts[-1] // 2)
+        key = (ceiling, *shape)
+        with _epoch_times_lock:
+            self.per_row = _epoch_times.pop(key, {})
+            _epoch_times[key] = self.per_row
+            while len(_epoch_times) > _EPOCH_TIME_SHAPES:
+                _epoch_times.popitem(last=False)
+        self.waited = dict.fromkeys(self.counts, 0.0)
+        self.used = Counter()
+
+    def choose(self, rows):
+        """The thread count for an epoch of `rows` rows."""
+        timed = [c for c in self.counts if c in self.per_row]
+        if not timed:
+            return self.counts[0]
+        best = min(timed, key=self.per_row.get)
+        i = self.counts.index(best)
+        for neighbour in self.counts[max(i - 1, 0) : i + 2]:
+            if neighbour not in self.per_row:
+                return neighbour
+            if self.waited[neighbour] >= _PROBE_RATIO * self.per_row[neighbour] * rows:
+                return neighbour
+        return best
+
+    def record(self, threads, seconds, rows):
+        """An epoch of `rows` rows took `seconds` on `threads` threads."""
+        if len(self.counts) > 1:
+            self.per_row[threads] = seconds / max(rows, 1)
+            for count in self.counts:
+                self.waited[count] = 0.0 if count == threads else self.waited[count] + seconds
+        self.used[threads] += 1
+
+    def most_used(self):
+        """The count most epochs ran on (the larger on a tie), for n_threads_."""
+        if not self.used:
+            return self.counts[0]
+        return max(self.used, key=lambda count: (self.used[count], count))

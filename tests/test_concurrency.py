@@ -16,7 +16,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import cross_validate
 
-from fastbp import MLPClassifier
+from fastbp import MLPClassifier, _threads
 
 X, y = load_digits(return_X_y=True)
 X = X[:600] / 16.0
@@ -38,7 +38,9 @@ def _run(code, env=None, timeout=240):
 
 
 def test_main_thread_fit_uses_every_core():
-    assert MLPClassifier(**PARAMS).fit(X, y).n_threads_ == numba.config.NUMBA_NUM_THREADS
+    # One epoch of a shape no fit has timed runs on the rule's count (see test_thread_policy).
+    _threads._epoch_times.clear()
+    assert MLPClassifier(**dict(PARAMS, max_iter=1)).fit(X, y).n_threads_ == numba.config.NUMBA_NUM_THREADS
 
 
 def test_explicit_n_threads_wins_and_is_capped():
@@ -101,8 +103,9 @@ def test_joblib_backends_give_the_same_scores_as_one_job(backend):
     if backend == "threading":
         assert threads == {1}
     else:
-        # loky gives each worker NUMBA_NUM_THREADS = cores // workers (at least 1).
-        assert threads == {max(1, (os.cpu_count() or 1) // 2)}
+        # loky gives each worker NUMBA_NUM_THREADS = cores // workers (at least 1), the
+        # most an epoch may use there; the epochs may settle on fewer (test_thread_policy).
+        assert max(threads) <= max(1, (os.cpu_count() or 1) // 2)
 
 
 def test_read_only_package_directory_falls_back_to_a_user_cache(tmp_path):

@@ -1,0 +1,127 @@
+"""The thread policy of n_threads=None (fastbp._threads.ThreadGovernor): its
+decisions on given epoch times, what n_threads_ reports, and that the model is
+bitwise the same whatever it decides. Times here are made up, never measured:
+the busy-machine figures are in bench/ (python -m bench.busy)."""
+
+import numba
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from fastbp import MLPClassifier, _threads
+from fastbp._threads import _PROBE_RATIO, ThreadGovernor
+
+X, y = load_digits(return_X_y=True)
+X = X[:400] / 16.0
+y = y[:400]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_epoch_times():
+    _threads._epoch_times.clear()
+    yield
+    _threads._epoch_times.clear()
+
+
+def _run(governor, per_row, epochs, rows=100):
+    """The counts the governor picks for `epochs` epochs whose time per row on
+    c threads is per_row[c] (a function of the epoch number)."""
+    picked = []
+    for epoch in range(epochs):
+        threads = governor.choose(rows)
+        picked.append(threads)
+        governor.record(threads, per_row(epoch)[threads] * rows, rows)
+    return picked
+
+
+def test_an_explicit_count_is_used_for_every_epoch():
+    governor = ThreadGovernor(4, adaptive=False, shape=("a",))
+    assert _run(governor, lambda e: {4: 9.0}, 10) == [4] * 10
+    assert governor.most_used() == 4
+
+
+def test_counts_tried_halve_from_the_ceiling_to_one():
+    assert ThreadGovernor(16, adaptive=True, shape=("a",)).counts == [16, 8, 4, 2, 1]
+    assert ThreadGovernor(6, adaptive=True, shape=("b",)).counts == [6, 3, 1]
+    assert ThreadGovernor(1, adaptive=True, shape=("c",)).counts == [1]
+
+
+def test_idle_machine_settles_on_every_core_and_rechecks_half_rarely():
+    # Two threads take 0.6 of one thread's time.
+    picked = _run(ThreadGovernor(2, adaptive=True, shape=("a",)), lambda e: {2: 0.6, 1: 1.0}, 200)
+    assert picked[:3] == [2, 1, 2]
+    # After its probe, one thread is timed again once 20 × its epoch has passed on two.
+    gaps = np.diff([i for i, t in enumerate(picked) if t == 1])
+    assert set(gaps) == {int(np.ceil(_PROBE_RATIO * 1.0 / 0.6)) + 1}
+    assert picked.count(1) <= len(picked) / _PROBE_RATIO * 0.6 + 1
+
+
+def test_busy_machine_falls_back_to_one_thread_and_tries_every_core_again():
+    # Another process took a core: two threads wait on each other, ten times slower.
+    picked = _run(ThreadGovernor(2, adaptive=True, shape=("a",)), lambda e: {2: 10.0, 1: 1.0}, 400)
+    assert picked[:3] == [2, 1, 1]
+    retries = [i for i, t in enumerate(picked) if t == 2][1:]
+    # Two threads cost 10 a row: tried again after 20 × 10 rows' worth on one thread.
+    assert np.diff(retries).tolist() == [_PROBE_RATIO * 10 + 1] * (len(retries) - 1)
+    time_spent = sum({2: 10.0, 1: 1.0}[t] for t in picked)
+    assert time_spent <= len(picked) * 1.0 * (1 + 1.5 / _PROBE_RATIO)
+
+
+def test_freed_cores_are_taken_back():
+    busy_until = 100
+    per_row = lambda e: {2: 10.0, 1: 1.0} if e < busy_until else {2: 0.6, 1: 1.0}  # noqa: E731
+    picked = _run(ThreadGovernor(2, adaptive=True, shape=("a",)), per_row, 600)
+    first_back = next(i for i, t in enumerate(picked) if i >= busy_until and t == 2)
+    assert first_back <= busy_until + _PROBE_RATIO * 10 + 1
+    assert picked[first_back + 1 : first_back + 10] == [2] * 9
+
+
+def test_sixteen_cores_climb_down_to_the_fastest_count():
+    # 4 threads best, as where 12 of 16 cores are busy.
+    times = {16: 8.0, 8: 4.0, 4: 0.5, 2: 0.7, 1: 1.0}
+    picked = _run(ThreadGovernor(16, adaptive=True, shape=("a",)), lambda e: times, 300)
+    assert picked[:4] == [16, 8, 4, 2]
+    assert ThreadGovernor(16, adaptive=True, shape=("a",)).choose(100) == 4
+    assert max(set(picked), key=picked.count) == 4
+
+
+def test_fits_of_one_shape_share_what_they_learned():
+    first = ThreadGovernor(2, adaptive=True, shape=("net", 200))
+    _run(first, lambda e: {2: 10.0, 1: 1.0}, 3)
+    assert ThreadGovernor(2, adaptive=True, shape=("net", 200)).choose(100) == 1
+    assert ThreadGovernor(2, adaptive=True, shape=("other", 200)).choose(100) == 2
+
+
+def test_most_used_breaks_a_tie_towards_more_threads():
+    governor = ThreadGovernor(2, adaptive=True, shape=("a",))
+    for threads in (2, 1, 1, 2):
+        governor.record(threads, 1.0, 10)
+    assert governor.most_used() == 2
+    governor.record(1, 1.0, 10)
+    assert governor.most_used() == 1
+
+
+def test_a_fit_whose_epochs_change_thread_count_is_bitwise_the_fixed_count_fit(monkeypatch):
+    schedule = iter([2, 1, 1, 2, 1, 2, 2, 1] * 10)
+    monkeypatch.setattr(ThreadGovernor, "choose", lambda self, rows: next(schedule))
+    params = dict(hidden_layer_sizes=(64, 32), batch_size=64, max_iter=8, random_state=0)
+    mixed = MLPClassifier(**params).fit(X, y)
+    fixed = MLPClassifier(**params, n_threads=1).fit(X, y)
+    for a, b in zip(mixed.coefs_ + mixed.intercepts_, fixed.coefs_ + fixed.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert mixed.loss_curve_ == fixed.loss_curve_
+    assert mixed.n_threads_ == min(2, numba.config.NUMBA_NUM_THREADS) or numba.config.NUMBA_NUM_THREADS == 1
+
+
+def test_n_threads_reports_the_count_most_epochs_ran_on(monkeypatch):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    schedule = iter([2, 1, 1, 1, 2])
+    monkeypatch.setattr(ThreadGovernor, "choose", lambda self, rows: next(schedule))
+    model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    assert model.n_threads_ == 1
+
+
+def test_a_first_epoch_of_an_unseen_shape_runs_on_the_rules_count():
+    model = MLPClassifier(hidden_layer_sizes=(13,), max_iter=1, random_state=0).fit(X, y)
+    assert model.n_threads_ == numba.config.NUMBA_NUM_THREADS
