@@ -257,16 +257,17 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
-        self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
         # Glorot's uniform bound, drawn in float64 layer by layer (weights, then
         # biases) so the stream matches scikit-learn's.
         factor = 2.0 if self.activation == "logistic" else 6.0
-        self.coefs_, self.intercepts_ = [], []
+        # Built aside and published whole: a predict in another thread reads both lists.
+        coefs, intercepts = [], []
         for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
-            self.coefs_.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype, copy=False))
-            self.intercepts_.append(self._random_state.uniform(-bound, bound, fan_out).astype(dtype, copy=False))
+            coefs.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype, copy=False))
+            intercepts.append(self._random_state.uniform(-bound, bound, fan_out).astype(dtype, copy=False))
+        self.coefs_, self.intercepts_, self.n_layers_ = coefs, intercepts, len(layer_units)
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [b.copy() for b in self.intercepts_]
         self.gradient_norms_ = None

@@ -233,7 +233,9 @@ def test_predict_while_another_thread_refits_gives_probabilities_or_a_python_err
             outcomes.append("ok")
         stop.set()
         running.result()
-    assert "ok" in outcomes
+    # How many calls met a model mid-fit depends on the scheduler; each was whole or a Python error.
+    assert len(outcomes) == 300
+    np.testing.assert_allclose(model.predict_proba(IRIS_X).sum(axis=1), 1.0)
 
 
 def test_blas_threads_are_restored_after_concurrent_fits():
