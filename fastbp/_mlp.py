@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
+from sklearn.neural_network._multilayer_perceptron import MLPRegressor as _SkMLPRegressor
 from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron as _SkBase
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
