@@ -6,6 +6,7 @@ runs the same maths as NumPy matrix products (BLAS), one Python step per
 minibatch. The same estimator, data and seed train the same model either way;
 only the time differs. Prints a table and writes loop_vs_vectorized.png.
 
+Needs matplotlib, which fastbp does not require: pip install 'fastbp[examples]'.
 Run: python examples/loop_vs_vectorized.py [--out DIR]
 """
 
@@ -14,7 +15,11 @@ import time
 import warnings
 from pathlib import Path
 
-import matplotlib
+try:
+    import matplotlib
+except ModuleNotFoundError:
+    raise SystemExit("examples/loop_vs_vectorized.py draws its plot with matplotlib, which fastbp does not require: "
+                     "pip install 'fastbp[examples]' (or pip install matplotlib).") from None
 import matplotlib.ticker
 
 matplotlib.use("Agg")

@@ -20,6 +20,7 @@ epochs, computes each layer's weight-gradient norm ‖∂C/∂W^l‖ on the whol
 training set with fastbp.loss_and_gradients on the estimator's coefs_. It
 prints the norms and writes vanishing_gradients.png.
 
+Needs matplotlib, which fastbp does not require: pip install 'fastbp[examples]'.
 Run: python examples/vanishing_gradients.py [--out DIR]
 """
 
@@ -27,7 +28,11 @@ import argparse
 import warnings
 from pathlib import Path
 
-import matplotlib
+try:
+    import matplotlib
+except ModuleNotFoundError:
+    raise SystemExit("examples/vanishing_gradients.py draws its plot with matplotlib, which fastbp does not require: "
+                     "pip install 'fastbp[examples]' (or pip install matplotlib).") from None
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

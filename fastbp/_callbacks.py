@@ -85,6 +85,7 @@ class _SubTasks:
         self._task_name = task_name
         self._units = units
         self._current = None
+        self._accepted = None
         self.stop_requested = False
 
     def _hook_args(self, params):
@@ -104,19 +105,26 @@ class _SubTasks:
         return self.stop_requested
 
     def step(self, params):
-        """At the end of an L-BFGS iteration: ends it and, unless a callback
-        asks to stop, begins the next one; True on a stop request."""
-        if self.end(params):
-            return True
-        self.begin(params)
-        return False
+        """At the end of an L-BFGS iteration, its accepted point in params:
+        ends it; True on a stop request. The next one begins at the
+        optimizer's next loss evaluation (see resume)."""
+        # scipy moves on in this very array.
+        self._accepted = params.copy()
+        return self.end(self._accepted)
 
-    def close(self):
-        """Ends, empty, the iteration begun after scipy's last one (scipy does
-        not say beforehand which is last), as LogisticRegression does: every
-        begin hook has its end hook, and no model is reported for it. Returns
-        whether a callback asked the fit to stop."""
+    def resume(self):
+        """Before an L-BFGS loss evaluation: begins an iteration, from the
+        last accepted point, unless one is open. scipy does not say whether
+        an iteration follows the last one; opening it only when it evaluates
+        the loss means none is opened after the last."""
+        if self._current is None:
+            self.begin(self._accepted)
+
+    def close(self, params):
+        """Ends the iteration scipy left open, if any (it stopped inside a
+        line search, or found its start point already optimal), with the
+        model it returns, params. Returns whether a callback asked the fit to
+        stop."""
         if self._current is not None:
-            self._current.call_on_fit_task_end(estimator=self._fit_task.estimator)
-            self._current = None
+            self.end(params)
         return self.stop_requested

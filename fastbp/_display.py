@@ -1,7 +1,12 @@
 """Loss-curve plots of a fitted sgd or adam model, in scikit-learn's Display style."""
 
 from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
+
+# Room added above the highest point of each y axis, as a fraction of its
+# range, for the legend's row.
+_LEGEND_HEADROOM = 0.25
 
 
 def _pyplot():
@@ -80,8 +85,9 @@ class LossCurveDisplay:
 
         Parameters
         ----------
-        estimator : MLPClassifier or MLPRegressor
-            A model fitted with solver 'sgd' or 'adam'.
+        estimator : MLPClassifier, MLPRegressor or Pipeline
+            A model fitted with solver 'sgd' or 'adam', or a fitted Pipeline
+            whose last step is one (its curves are drawn).
         ax : matplotlib Axes, default=None
             Axes to draw on; None makes a new figure.
 
@@ -90,11 +96,16 @@ class LossCurveDisplay:
         display : LossCurveDisplay
         """
         check_is_fitted(estimator)
+        if isinstance(estimator, Pipeline):
+            estimator = estimator[-1]
         if getattr(estimator, "loss_curve_", None) is None:
+            name = type(estimator).__name__
+            # An MLP fitted with lbfgs has the final loss_ only; other models have neither.
+            reason = (f"this {name} was fitted with solver={estimator.solver!r}, which keeps only the final loss_."
+                      if hasattr(estimator, "loss_") else f"{name} records no per-epoch loss_curve_.")
             raise ValueError(
-                f"LossCurveDisplay needs the per-epoch loss_curve_ that solver 'sgd' and 'adam' record; "
-                f"this {type(estimator).__name__} was fitted with solver={estimator.solver!r}, which keeps "
-                "only the final loss_."
+                "LossCurveDisplay needs the per-epoch loss_curve_ that an MLP fitted with solver 'sgd' or 'adam' "
+                f"records; {reason}"
             )
         display = cls(
             loss_curve=list(estimator.loss_curve_),
@@ -135,7 +146,12 @@ class LossCurveDisplay:
             lines += score_ax.plot(range(1, len(self.validation_scores) + 1), self.validation_scores,
                                    color="C2", linestyle="--", label=self.score_name)
             score_ax.set_ylabel(self.score_name)
-        ax.legend(lines, [line.get_label() for line in lines], loc="best")
+        # One row above the curves, in room made for it on both y axes: loc="best"
+        # weighs only ax's own lines, and put the legend over the validation score.
+        for axis in filter(None, (ax, score_ax)):
+            low, high = axis.get_ylim()
+            axis.set_ylim(low, high + _LEGEND_HEADROOM * (high - low))
+        ax.legend(lines, [line.get_label() for line in lines], loc="upper center", ncol=len(lines))
         if self.estimator_name is not None:
             ax.set_title(self.estimator_name)
         self.ax_ = ax

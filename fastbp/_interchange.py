@@ -14,8 +14,9 @@ the step the original estimator would have taken.
 import copy
 
 import numpy as np
-from sklearn.neural_network import MLPClassifier as SkMLPClassifier
-from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+# From the defining module, not sklearn.neural_network, whose names fastbp.patch_sklearn replaces.
+from sklearn.neural_network._multilayer_perceptron import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network._multilayer_perceptron import MLPRegressor as SkMLPRegressor
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 from sklearn.utils.validation import check_is_fitted
 

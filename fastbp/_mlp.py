@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
+from sklearn.neural_network._multilayer_perceptron import MLPRegressor as _SkMLPRegressor
 from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron as _SkBase
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
@@ -305,8 +305,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 "draws a new thinned network at every step. Use dropout=0.0 with solver='lbfgs'." % self.dropout
             )
 
-        # partial_fit runs one epoch; L-BFGS begins one iteration more than it runs (see _callbacks).
-        max_subtasks = 1 if incremental else self.max_iter + (self.solver not in _STOCHASTIC_SOLVERS)
+        # partial_fit runs one epoch.
+        max_subtasks = 1 if incremental else self.max_iter
         fit_task = _callbacks.FitTask(self, X, y, sample_weight, max_subtasks)
         # Fits of one estimator from several threads take turns: each rebuilds the
         # parameter buffer, which another's compiled epoch must never see half-made.
@@ -391,6 +391,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         scale = self._data_scale()
 
         def loss_and_grad(theta):
+            if iterations is not None:
+                iterations.resume()
             data_loss, penalty = backprop(theta, units, inputs, Y, sample_weight, codes, float(self.alpha), eps,
                                           grads, work)
             # As scikit-learn: the reported loss with the summed loss's gradient.
@@ -419,7 +421,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         )
         self.gradient_norms_ = np.array(norms).reshape(-1, len(units) - 1) if self.record_gradient_norms else None
         # A callback's stop request is not a failure to converge: no ConvergenceWarning.
-        if iterations is not None and iterations.close():
+        if iterations is not None and iterations.close(opt_res.x):
             self.n_iter_ = opt_res.nit
         else:
             self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)

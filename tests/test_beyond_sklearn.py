@@ -18,7 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.neural_network._base import LOSS_FUNCTIONS
-from sklearn.preprocessing import LabelBinarizer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 
@@ -535,3 +536,30 @@ def test_importing_fastbp_does_not_import_matplotlib():
     code = "import sys, fastbp; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_loss_curve_display_of_a_pipeline_draws_its_final_step(pyplot, data):
+    X, y = data["imbalanced"]
+    pipeline = make_pipeline(StandardScaler(), MLPClassifier(max_iter=6, early_stopping=True, **SMALL)).fit(X, y)
+    display = LossCurveDisplay.from_estimator(pipeline)
+    np.testing.assert_array_equal(display.lines_[0].get_ydata(), pipeline[-1].loss_curve_)
+    np.testing.assert_array_equal(display.lines_[2].get_ydata(), pipeline[-1].validation_scores_)
+    assert display.ax_.get_title() == "MLPClassifier"
+    # A pipeline ending in a model without loss curves: the reason, not an AttributeError.
+    other = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    with pytest.raises(ValueError, match="LogisticRegression records no per-epoch loss_curve_"):
+        LossCurveDisplay.from_estimator(other)
+
+
+def test_loss_curve_display_legend_covers_no_curve(pyplot):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = MLPClassifier((32,), early_stopping=True, max_iter=40, random_state=0).fit(X / 16, y)
+    display = LossCurveDisplay.from_estimator(clf)
+    display.figure_.canvas.draw()
+    legend = display.ax_.get_legend().get_window_extent()
+    for line in display.lines_:
+        points = line.get_transform().transform(line.get_xydata())
+        inside = [legend.contains(x, y) for x, y in points]
+        assert not any(inside), f"the legend covers {line.get_label()} at epochs {np.flatnonzero(inside) + 1}"

@@ -226,3 +226,31 @@ def test_without_sklearn_callback_fits_work_and_set_callbacks_says_why(data, wit
     assert clf.n_iter_ == 2 and clf.score(X, y) > 0
     with pytest.raises(ImportError, match=r"scikit-learn >= 1\.9"):
         clf.set_callbacks(Recorder())
+
+
+class TaskEnds(Recorder):
+    """Keeps what each L-BFGS iteration's end hook gets as fitted_estimator."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends = []
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+        if context.task_name == "lbfgs-iter":
+            self.ends.append(fitted_estimator)
+        return False
+
+
+@pytest.mark.parametrize("max_iter, tol", [(6, 1e-4), (500, 1e-3)], ids=["max_iter", "converged"])
+def test_lbfgs_ends_each_iteration_once_with_its_model(data, max_iter, tol):
+    X, y = data
+    recorder = TaskEnds()
+    clf = MLPClassifier((8,), solver="lbfgs", max_iter=max_iter, tol=tol, random_state=0)
+    fit_quietly(clf.set_callbacks(recorder), X, y)
+    assert (clf.n_iter_ == max_iter) == (max_iter == 6)
+    # No extra, empty end after scipy's last iteration.
+    assert len(recorder.ends) == clf.n_iter_
+    assert all(model is not None for model in recorder.ends)
+    # The last iteration's model is the fitted one.
+    for got, want in zip(recorder.ends[-1].coefs_ + recorder.ends[-1].intercepts_, clf.coefs_ + clf.intercepts_):
+        np.testing.assert_array_equal(got, want)
