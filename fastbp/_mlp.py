@@ -38,7 +38,7 @@ from ._interrupt import deferred_interrupt
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack
-from ._threads import ThreadGovernor, thread_limits
+from ._threads import ThreadGovernor, preferred_threads, thread_limits
 from ._validation import check_model_parameters
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -680,7 +680,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         output = np.empty((n_samples, units[-1]), dtype=dtype)
         if sp.issparse(X):
             X = sp.csr_matrix(X)
-        with thread_limits(self.backend, self.n_threads):
+        with thread_limits(self.backend, self.n_threads) as threads:
+            if self.backend == "loop" and self.n_threads is None:
+                numba.set_num_threads(preferred_threads(threads, tuple(units)))
             for start in range(0, n_samples, _PREDICT_CHUNK):
                 chunk = _network.input_arrays(X[start:start + _PREDICT_CHUNK], dtype)
                 stop = min(start + _PREDICT_CHUNK, n_samples)

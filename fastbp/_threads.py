@@ -204,6 +204,20 @@ _epoch_times_lock = threading.Lock()
 _EPOCH_TIME_SHAPES = 64
 
 
+def preferred_threads(ceiling, units):
+    """The thread count the latest timed fit of this network (any batch,
+    dtype or input) ran fastest on, for a predict with n_threads=None; the
+    ceiling when no fit of it was timed. A predict is one parallel region per
+    chunk of rows: too short to time itself, and as slow as a fit's region on
+    a busy machine."""
+    with _epoch_times_lock:
+        for key in reversed(_epoch_times):
+            if key[0] == ceiling and key[1] == units and len(_epoch_times[key]) > 1:
+                per_row = _epoch_times[key]
+                return min(per_row, key=per_row.get)
+    return ceiling
+
+
 class ThreadGovernor:
     """The thread count of each epoch of a loop-backend fit.
 

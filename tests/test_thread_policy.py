@@ -125,3 +125,14 @@ def test_n_threads_reports_the_count_most_epochs_ran_on(monkeypatch):
 def test_a_first_epoch_of_an_unseen_shape_runs_on_the_rules_count():
     model = MLPClassifier(hidden_layer_sizes=(13,), max_iter=1, random_state=0).fit(X, y)
     assert model.n_threads_ == numba.config.NUMBA_NUM_THREADS
+
+
+def test_predict_takes_the_count_the_latest_fit_of_its_network_found_fastest():
+    from fastbp._threads import preferred_threads
+
+    assert preferred_threads(2, (64, 10, 3)) == 2
+    _run(ThreadGovernor(2, adaptive=True, shape=((64, 10, 3), 200, "d", False)), lambda e: {2: 10.0, 1: 1.0}, 3)
+    assert preferred_threads(2, (64, 10, 3)) == 1
+    assert preferred_threads(2, (64, 11, 3)) == 2
+    _run(ThreadGovernor(2, adaptive=True, shape=((64, 10, 3), 32, "f", False)), lambda e: {2: 0.5, 1: 1.0}, 3)
+    assert preferred_threads(2, (64, 10, 3)) == 2
