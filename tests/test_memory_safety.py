@@ -239,6 +239,7 @@ def test_predict_while_another_thread_refits_gives_probabilities_or_a_python_err
 
 
 def test_blas_threads_are_restored_after_concurrent_fits():
+    # Fits in threads, and fits in the main thread (which alone sets BLAS's limit) meanwhile.
     before = [(lib["prefix"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     def fit(i):
@@ -246,7 +247,10 @@ def test_blas_threads_are_restored_after_concurrent_fits():
         return MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0, **params).fit(IRIS_X, IRIS_Y)
 
     with ThreadPoolExecutor(3) as pool:
-        list(pool.map(fit, range(18)))
+        running = pool.map(fit, range(18))
+        for i in range(6):
+            fit(i)
+        list(running)
     after = [(lib["prefix"], lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert after == before
 
@@ -304,3 +308,29 @@ def test_a_real_ctrl_c_during_the_compiled_epoch_leaves_one_consistent_model(sol
     reference.partial_fit(X[:500], y[:500])
     for a, b in zip(interrupted.coefs_ + interrupted.intercepts_, reference.coefs_ + reference.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("params, limits", [
+    (dict(solver="adam"), []),
+    (dict(solver="sgd"), []),
+    (dict(solver="lbfgs"), [1]),
+    (dict(solver="adam", backend="vectorized", n_threads=1), [1]),
+])
+def test_blas_is_limited_only_where_a_fit_runs_blas(monkeypatch, params, limits):
+    # A loop-backend sgd/adam fit calls no BLAS: limiting it held every other thread's numpy to one core.
+    from contextlib import contextmanager
+
+    from fastbp import _threads
+
+    asked = []
+    real = _threads._blas_limit
+
+    @contextmanager
+    def recording(limit):
+        asked.append(limit)
+        with real(limit):
+            yield
+
+    monkeypatch.setattr(_threads, "_blas_limit", recording)
+    MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0, **params).fit(IRIS_X, IRIS_Y)
+    assert asked == limits
