@@ -26,7 +26,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
 from . import _callbacks, _interchange, _network
 from ._activations import ACTIVATION_CODES
@@ -37,9 +37,9 @@ from ._functional import BACKEND_MODULES, loss_value
 from ._interrupt import deferred_interrupt
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
-from ._params import n_params, pack, unpack
+from ._params import layer_rows, n_params, pack, unpack
 from ._threads import ThreadGovernor, preferred_threads, thread_limits
-from ._validation import check_model_parameters
+from ._validation import check_model_parameters, check_sample_weight, check_Y
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _EPOCHS = {"loop": train_epoch, "vectorized": train_epoch_vectorized}
@@ -688,6 +688,102 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 stop = min(start + _PREDICT_CHUNK, n_samples)
                 output[start:stop] = forward(params, units, chunk, act, out, work)
         return output
+
+    def _backprop(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads):
+        """Loss and gradients at coefs_ and intercepts_, as scikit-learn's
+        private method of this name computes them (its own tests and code
+        written against it call it).
+
+        One call of the loop backend's compiled backprop over all rows,
+        whatever ``backend``: its workspace holds the activations and deltas
+        the lists are given. It computes in the dtype of coefs_ (X cast to it,
+        as predict casts), on at most ``n_threads`` threads. The loss is the
+        one fit reports: the squared error averaged over outputs, plus
+        ½ α Σ‖W‖² / Σ sample_weight; the gradients are those of the loss
+        summed over outputs, as scikit-learn's.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples, n_outputs)
+            The targets as the network outputs them: for the classifier, the
+            labels binarized by its ``_label_binarizer``.
+        sample_weight : array-like of shape (n_samples,) or None
+            Non-negative sample weights; None weighs every sample 1.
+        activations : list of length n_layers_
+            ``activations[l]`` for l >= 1 is set to the output of layer l.
+        deltas : list of length n_layers_ - 1
+            ``deltas[l]`` is set to the sample-weighted gradient of the summed
+            loss with respect to the pre-activation of layer l + 1.
+        coef_grads, intercept_grads : list of length n_layers_ - 1
+            Set to the gradients, as new arrays.
+
+        Returns
+        -------
+        loss : float
+        coef_grads : list of ndarray
+        intercept_grads : list of ndarray
+        """
+        X = check_array(X, accept_sparse="csr")
+        # One read of the parameter lists, checked whole, as in _forward_pass_fast.
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        units, dtype = check_model_parameters(coefs, intercepts, self.n_layers_, X.shape[1], self.n_outputs_)
+        params = pack(coefs, intercepts, dtype)
+        n_samples = X.shape[0]
+        Y = check_Y(y, n_samples, units[-1], dtype)
+        sample_weight = check_sample_weight(sample_weight, n_samples, dtype)
+        inputs = _network.input_arrays(X, dtype)
+        work = _network.Workspace(units, n_samples, dtype, max_nnz=inputs[1].shape[0] if sp.issparse(X) else None)
+        grads = np.empty_like(params)
+        with thread_limits("loop", self.n_threads) as threads:
+            # Callers evaluate one shape many times (scikit-learn's test_gradient: thousands of calls on
+            # 5 rows), so the thread count is chosen as the fit chooses an epoch's, by the shape's timings:
+            # on busy cores a parallel region's barriers cost more than so small a call computes.
+            governor = ThreadGovernor(threads, self.n_threads is None,
+                                      ("_backprop", tuple(units), n_samples, dtype.char, sp.issparse(X)))
+            call_threads = governor.choose(n_samples)
+            numba.set_num_threads(call_threads)
+            started = time.perf_counter()
+            data_loss, penalty = _network.backprop(params, units, inputs, Y, sample_weight, self._codes(),
+                                                   float(self.alpha), float(np.finfo(dtype).eps), grads, work)
+            governor.record(call_threads, time.perf_counter() - started, n_samples)
+        for layer in range(1, len(units)):
+            activations[layer] = layer_rows(work.activations, units, layer, n_samples).copy()
+            deltas[layer - 1] = layer_rows(work.deltas, units, layer, n_samples).copy()
+        coef_grads[:], intercept_grads[:] = unpack(grads, units)
+        return self._data_scale() * data_loss + penalty, coef_grads, intercept_grads
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, activations, deltas, coef_grads,
+                         intercept_grads):
+        """scikit-learn's L-BFGS objective: the loss and flat gradient at the
+        parameters `packed_coef_inter`, which coefs_ and intercepts_ become
+        (views of it, as in scikit-learn).
+
+        Parameters
+        ----------
+        packed_coef_inter : ndarray of shape (n_parameters,)
+            Every coefs_[l] raveled, layer after layer, then every intercepts_[l].
+        X, y, sample_weight, activations, deltas, coef_grads, intercept_grads
+            As in :meth:`_backprop`.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray of shape (n_parameters,)
+            The gradients in the layout of `packed_coef_inter`.
+        """
+        units = [np.shape(self.coefs_[0])[0]] + [np.shape(c)[1] for c in self.coefs_]
+        packed_coef_inter = np.asarray(packed_coef_inter)
+        if packed_coef_inter.shape != (n_params(units),):
+            raise ValueError(
+                f"packed_coef_inter has shape {packed_coef_inter.shape}; the model's layer widths {units} "
+                f"need ({n_params(units)},)."
+            )
+        self.coefs_, self.intercepts_ = unpack(packed_coef_inter, units)
+        loss, coef_grads, intercept_grads = self._backprop(X, y, sample_weight, activations, deltas, coef_grads,
+                                                           intercept_grads)
+        return loss, pack(coef_grads, intercept_grads, coef_grads[0].dtype)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)

@@ -348,6 +348,18 @@ def test_wrong_kind_of_y_like_sklearn(cls, sk_cls, y_bad, clf_data):
         cls(**FAST).fit(X, y)
 
 
+def test_loss_grad_lbfgs_checks_the_packed_length(clf_data):
+    # The error names the length expected: a shorter vector would fail in numpy's reshape,
+    # a longer one would be truncated silently.
+    X, y = clf_data
+    est = MLPClassifier(**FAST).fit(X, y)
+    Y = est._label_binarizer.transform(y)
+    n_params = sum(w.size for w in weights(est))
+    for length in (n_params - 1, n_params + 1):
+        with pytest.raises(ValueError, match=re.escape(f"packed_coef_inter has shape ({length},)")):
+            est._loss_grad_lbfgs(np.zeros(length), X, Y, None, [X, None, None], [None, None], [], [])
+
+
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_partial_fit_absent_for_lbfgs(cls, clf_data):
     """Both estimators: scikit-learn's regressor exposes it under lbfgs by a bug."""

@@ -10,7 +10,9 @@ from contextlib import nullcontext
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import sklearn
+from sklearn.base import clone
 from sklearn.datasets import (
     load_iris,
     make_classification,
@@ -420,6 +422,46 @@ def test_parity_lbfgs_longer_run():
                   activation="tanh")
     fb, sk = MLPRegressor(**params).fit(X, y), SkMLPRegressor(**params).fit(X, y)
     assert_same_model(fb, sk, rtol=1e-5)
+
+
+# ------------------------------------------------- scikit-learn's private API
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("target", ["multiclass", "multilabel", "reg2", "poisson"])
+def test_parity_loss_grad_lbfgs_and_backprop(target, weighted, sparse):
+    # scikit-learn's own test_gradient calls _loss_grad_lbfgs; code written
+    # against scikit-learn may call _backprop and read the lists it fills.
+    X, y, is_clf = _data(target)
+    X, y = X[:40], y[:40]
+    sample_weight = _weights(40) if weighted else None
+    params = dict(hidden_layer_sizes=(6, 4), activation="tanh", solver="lbfgs", alpha=0.1, max_iter=3,
+                  random_state=0)
+    fb, sk = _pair(is_clf, target, **params)
+    fb.fit(X, y)
+    sk.fit(X, y)
+    Y = sk._label_binarizer.transform(y) if is_clf else y.reshape(40, -1)
+    theta = np.concatenate([a.ravel() for a in sk.coefs_ + sk.intercepts_]) + 0.01
+    X_in = sp.csr_matrix(X) if sparse else X
+    # The vectorized backend's model answers from the loop kernels' workspace too.
+    fb_vectorized = clone(fb).set_params(backend="vectorized").fit(X, y)
+    results = []
+    for est in (fb, fb_vectorized, sk):
+        n = est.n_layers_
+        activations, deltas = [X_in] + [None] * (n - 1), [None] * (n - 1)
+        coef_grads, intercept_grads = [None] * (n - 1), [None] * (n - 1)
+        loss, grad = est._loss_grad_lbfgs(theta.copy(), X_in, Y, sample_weight, activations, deltas, coef_grads,
+                                          intercept_grads)
+        results.append((loss, grad, activations[1:], deltas, coef_grads + intercept_grads,
+                        est.coefs_ + est.intercepts_))
+    sk_loss, sk_grad, *sk_lists = results[-1]
+    for fb_loss, fb_grad, *fb_lists in results[:-1]:
+        assert fb_loss == pytest.approx(sk_loss, rel=1e-12)
+        np.testing.assert_allclose(fb_grad, sk_grad, rtol=1e-10, atol=1e-14)
+        # The last pair: the model takes the parameters it was evaluated at, as scikit-learn's does.
+        for fb_arrays, sk_arrays in zip(fb_lists, sk_lists):
+            assert rel_diff(fb_arrays, sk_arrays) < 1e-10
 
 
 # -------------------------------------------------------------------- float32
