@@ -359,11 +359,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                          else np.require(sample_weight, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"]))
         _check_alpha(self.alpha, self.coefs_, sample_weight)
 
-        used = None
         if self.solver in _STOCHASTIC_SOLVERS:
             used = self._fit_stochastic(X, Y, sample_weight, units, incremental, fit_task, threads)
         else:
-            self._fit_lbfgs(X, Y, sample_weight, units, fit_task)
+            used = self._fit_lbfgs(X, Y, sample_weight, units, fit_task, threads)
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
@@ -380,7 +379,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         """Hook for the classifier's class_weight: the sample weights to train with."""
         return sample_weight
 
-    def _fit_lbfgs(self, X, Y, sample_weight, units, fit_task):
+    def _fit_lbfgs(self, X, Y, sample_weight, units, fit_task, threads):
         inputs = _network.input_arrays(X, np.float64)
         codes = self._codes()
         work = _network.Workspace(units, X.shape[0], np.float64,
@@ -389,12 +388,24 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         grads = np.empty_like(self._params)
         eps = float(np.finfo(np.float64).eps)
         scale = self._data_scale()
+        n_samples = X.shape[0]
+        # Each evaluation is timed and its thread count chosen as an epoch's is (see ThreadGovernor).
+        governor = None
+        if self.backend == "loop":
+            governor = ThreadGovernor(threads, self.n_threads is None,
+                                      ("lbfgs", tuple(units), n_samples, sp.issparse(X)))
 
         def loss_and_grad(theta):
             if iterations is not None:
                 iterations.resume()
+            if governor is not None:
+                call_threads = governor.choose(n_samples)
+                numba.set_num_threads(call_threads)
+                started = time.perf_counter()
             data_loss, penalty = backprop(theta, units, inputs, Y, sample_weight, codes, float(self.alpha), eps,
                                           grads, work)
+            if governor is not None:
+                governor.record(call_threads, time.perf_counter() - started, n_samples)
             # As scikit-learn: the reported loss with the summed loss's gradient.
             return scale * data_loss + penalty, grads.copy()
 
@@ -427,6 +438,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         self._params[:] = opt_res.x
+        return None if governor is None else governor.most_used()
 
     def _validation_split(self, y, sample_weight):
         """Train and validation row indices, split as scikit-learn splits X itself."""
@@ -913,8 +925,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Threads used by this estimator's fit and predict. None: NUMBA_NUM_THREADS
         when set, else one per task inside a Dask worker or Ray task, else 1 off the main
         thread (joblib's threading backend), else every core; the loop backend's
-        sgd/adam epochs may then run on fewer where more stop paying (see
-        n_threads_). An int is used as given (capped at Numba's thread count).
+        epochs and L-BFGS evaluations may then run on fewer where more stop
+        paying (see n_threads_). An int is used as given (capped at Numba's thread count).
     record_gradient_norms : bool, default=False
         Record each layer's weight-gradient norm in ``gradient_norms_``, inside
         the compiled epoch; off, nothing is computed for it.
@@ -995,11 +1007,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Threads the last fit computed on (see n_threads): Numba's for the loop
         backend (1 in a child forked after its parent ran parallel kernels,
         which takes the serial path), BLAS's for the vectorized one. With
-        n_threads=None the loop backend times its sgd/adam epochs and runs each
-        on the count, between the rule's and 1, that is fastest on the machine
-        as it is now (fewer when other work takes cores): n_threads_ is then the
-        count most epochs of the fit ran on. The model is bitwise the same
-        whatever counts were chosen.
+        n_threads=None the loop backend times its sgd/adam epochs (its L-BFGS
+        evaluations) and runs each on the count, between the rule's and 1, that
+        is fastest on the machine as it is now (fewer when other work takes
+        cores): n_threads_ is then the count most of them ran on. The model is
+        bitwise the same whatever counts were chosen.
     gradient_norms_ : ndarray of shape (len(loss_curve_), n_layers_ - 1) or None
         With record_gradient_norms: per epoch, the Frobenius norm of each layer's
         weight gradient (L2 term included) averaged over the epoch's minibatches;
