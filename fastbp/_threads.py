@@ -201,8 +201,8 @@ def thread_limits(backend, n_threads, blas_between_calls=False):
 
 # A thread count that is not the best is timed again once the epochs run on
 # others since its last timing add up to this many times what it last cost:
-# at most 1/20 of a fit goes to re-checking a count that has become slow.
-_PROBE_RATIO = 20
+# at most 1/50 of a fit goes to re-checking a count that has become slow.
+_PROBE_RATIO = 50
 
 # Per-row epoch times by thread count, shared by the fits of one shape (network,
 # batch, dtype, input kind, thread ceiling), so that the folds of a
