@@ -4,9 +4,9 @@ call per evaluation."""
 
 import copy
 import threading
-import time
 import warnings
 import weakref
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numba
@@ -393,19 +393,14 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         governor = None
         if self.backend == "loop":
             governor = ThreadGovernor(threads, self.n_threads is None,
-                                      ("lbfgs", tuple(units), n_samples, sp.issparse(X)))
+                                      (tuple(units), "lbfgs", n_samples, sp.issparse(X)))
 
         def loss_and_grad(theta):
             if iterations is not None:
                 iterations.resume()
-            if governor is not None:
-                call_threads = governor.choose(n_samples)
-                numba.set_num_threads(call_threads)
-                started = time.perf_counter()
-            data_loss, penalty = backprop(theta, units, inputs, Y, sample_weight, codes, float(self.alpha), eps,
-                                          grads, work)
-            if governor is not None:
-                governor.record(call_threads, time.perf_counter() - started, n_samples)
+            with nullcontext() if governor is None else governor.timed(n_samples):
+                data_loss, penalty = backprop(theta, units, inputs, Y, sample_weight, codes, float(self.alpha),
+                                              eps, grads, work)
             # As scikit-learn: the reported loss with the summed loss's gradient.
             return scale * data_loss + penalty, grads.copy()
 
@@ -530,17 +525,12 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
                     # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
                     dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))
-                    if governor is not None:
-                        epoch_threads = governor.choose(n_samples)
-                        numba.set_num_threads(epoch_threads)
-                        started = time.perf_counter()
-                    total = epoch(
-                        self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
-                        batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer, work,
-                        norms, dropout,
-                    )
-                    if governor is not None:
-                        governor.record(epoch_threads, time.perf_counter() - started, n_samples)
+                    with nullcontext() if governor is None else governor.timed(n_samples):
+                        total = epoch(
+                            self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
+                            batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer,
+                            work, norms, dropout,
+                        )
                     self.n_iter_ += 1
                     self.loss_ = total / n_samples
                     self.t_ += n_samples
@@ -677,14 +667,18 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         check_is_fitted(self)
         return self._predict(X)
 
+    def _packed_parameters(self, n_features):
+        """(units, dtype, flat copy) of coefs_ and intercepts_, from one read of
+        the lists, checked whole: assigned weights of the wrong shape, or a fit
+        rebuilding them in another thread, never reach the kernels."""
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        units, dtype = check_model_parameters(coefs, intercepts, self.n_layers_, n_features, self.n_outputs_)
+        return units, dtype, pack(coefs, intercepts, dtype)
+
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        # One read of the parameter lists, checked whole and copied: assigned weights of the
-        # wrong shape, or a fit rebuilding them in another thread, never reach the kernels.
-        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
-        units, dtype = check_model_parameters(coefs, intercepts, self.n_layers_, X.shape[1], self.n_outputs_)
-        params = pack(coefs, intercepts, dtype)
+        units, dtype, params = self._packed_parameters(X.shape[1])
         act, out, _ = self._codes()
         n_samples = X.shape[0]
         work = _network.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype, backward=False)
@@ -738,10 +732,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         intercept_grads : list of ndarray
         """
         X = check_array(X, accept_sparse="csr")
-        # One read of the parameter lists, checked whole, as in _forward_pass_fast.
-        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
-        units, dtype = check_model_parameters(coefs, intercepts, self.n_layers_, X.shape[1], self.n_outputs_)
-        params = pack(coefs, intercepts, dtype)
+        units, dtype, params = self._packed_parameters(X.shape[1])
         n_samples = X.shape[0]
         Y = check_Y(y, n_samples, units[-1], dtype)
         sample_weight = check_sample_weight(sample_weight, n_samples, dtype)
@@ -753,13 +744,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             # 5 rows), so the thread count is chosen as the fit chooses an epoch's, by the shape's timings:
             # on busy cores a parallel region's barriers cost more than so small a call computes.
             governor = ThreadGovernor(threads, self.n_threads is None,
-                                      ("_backprop", tuple(units), n_samples, dtype.char, sp.issparse(X)))
-            call_threads = governor.choose(n_samples)
-            numba.set_num_threads(call_threads)
-            started = time.perf_counter()
-            data_loss, penalty = _network.backprop(params, units, inputs, Y, sample_weight, self._codes(),
-                                                   float(self.alpha), float(np.finfo(dtype).eps), grads, work)
-            governor.record(call_threads, time.perf_counter() - started, n_samples)
+                                      (tuple(units), "_backprop", n_samples, dtype.char, sp.issparse(X)))
+            with governor.timed(n_samples):
+                data_loss, penalty = _network.backprop(params, units, inputs, Y, sample_weight, self._codes(),
+                                                       float(self.alpha), float(np.finfo(dtype).eps), grads, work)
         for layer in range(1, len(units)):
             activations[layer] = layer_rows(work.activations, units, layer, n_samples).copy()
             deltas[layer - 1] = layer_rows(work.deltas, units, layer, n_samples).copy()

@@ -23,13 +23,13 @@ launches are serialized by a lock under it.
 
 BLAS's thread count is one setting for the whole process, unlike Numba's,
 which is per thread: ``thread_limits`` changes it only where a fit calls BLAS
-and only from the main thread, and restores the process's own setting when
-the last fit that changed it ends.
+and only from the main thread, and restores it when the fit ends.
 """
 
 import os
 import sys
 import threading
+import time
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from functools import lru_cache
@@ -133,42 +133,23 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-# The limits asked for by the fits now running, and the limiter that holds the
-# process's own settings, kept while any of them runs.
-_blas = {"lock": threading.Lock(), "limits": Counter(), "original": None}
-
-
 @contextmanager
 def _blas_limit(limit):
-    """BLAS on at most `limit` threads (the least any running fit asked for)
-    while the body runs; the process's own setting back once no fit asks.
+    """BLAS on at most `limit` threads while the body runs, then the setting
+    it had before.
 
-    Only from the main thread: OpenBLAS's setting, made from other threads
-    while they run BLAS calls, was measured to stick at the limit after every
-    fit had restored it (6 of 6 trials with three threads). Off the main
-    thread the rule gives a fit one thread anyway, and BLAS is left as it is.
+    Only from the main thread, where fits nest (a callback's fit inside a fit)
+    and so restore in the reverse order they set: OpenBLAS's setting, changed
+    from several threads while they ran BLAS calls, was measured to stick at
+    the limit after every fit had restored it (6 of 6 trials with three
+    threads). Off the main thread the rule gives a fit one thread anyway, and
+    BLAS is left as it is.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    with _blas["lock"]:
-        _blas["limits"][limit] += 1
-        if _blas["original"] is None:
-            _blas["original"] = _blas_controller().limit(limits=limit, user_api="blas")
-        else:
-            _blas_controller().limit(limits=min(_blas["limits"]), user_api="blas")
-    try:
+    with _blas_controller().limit(limits=limit, user_api="blas"):
         yield
-    finally:
-        with _blas["lock"]:
-            _blas["limits"][limit] -= 1
-            if _blas["limits"][limit] == 0:
-                del _blas["limits"][limit]
-            if _blas["limits"]:
-                _blas_controller().limit(limits=min(_blas["limits"]), user_api="blas")
-            else:
-                _blas["original"].restore_original_limits()
-                _blas["original"] = None
 
 
 @contextmanager
@@ -249,21 +230,34 @@ class ThreadGovernor:
     adaptive : bool
         Whether to choose per epoch (n_threads=None) or always use ceiling.
     shape : tuple
-        What the per-row times are shared by (see ``_epoch_times``).
+        What the per-row times are shared by (see ``_epoch_times``): the
+        layer widths first, which predict looks them up by.
     """
 
     def __init__(self, ceiling, adaptive, shape):
         self.counts = [ceiling]
         while adaptive and self.counts[-1] > 1:
             self.counts.append(self.counts[-1] // 2)
-        key = (ceiling, *shape)
-        with _epoch_times_lock:
-            self.per_row = _epoch_times.pop(key, {})
-            _epoch_times[key] = self.per_row
-            while len(_epoch_times) > _EPOCH_TIME_SHAPES:
-                _epoch_times.popitem(last=False)
+        self.per_row = {}
+        if len(self.counts) > 1:
+            key = (ceiling, *shape)
+            with _epoch_times_lock:
+                self.per_row = _epoch_times.pop(key, self.per_row)
+                _epoch_times[key] = self.per_row
+                while len(_epoch_times) > _EPOCH_TIME_SHAPES:
+                    _epoch_times.popitem(last=False)
         self.waited = dict.fromkeys(self.counts, 0.0)
         self.used = Counter()
+
+    @contextmanager
+    def timed(self, rows):
+        """Run the body (an epoch, or an evaluation, of `rows` rows) on the
+        count ``choose`` picks, and record how long it took."""
+        threads = self.choose(rows)
+        numba.set_num_threads(threads)
+        started = time.perf_counter()
+        yield
+        self.record(threads, time.perf_counter() - started, rows)
 
     def choose(self, rows):
         """The thread count for an epoch of `rows` rows."""
