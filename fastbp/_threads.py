@@ -185,13 +185,27 @@ def thread_limits(backend, n_threads, blas_between_calls=False):
 # at most 1/50 of a fit goes to re-checking a count that has become slow.
 _PROBE_RATIO = 50
 
-# Per-row epoch times by thread count, shared by the fits of one shape (network,
+# Per-row epoch times by thread count (the lesser of the last two, the last),
+# shared by the fits of one shape (network,
 # batch, dtype, input kind, thread ceiling), so that the folds of a
 # cross-validation or a stream of partial_fit calls start from what the last one
 # learned. Bounded: the oldest shape is forgotten first.
 _epoch_times = OrderedDict()
 _epoch_times_lock = threading.Lock()
 _EPOCH_TIME_SHAPES = 64
+
+
+# A count with fewer threads is preferred only when it is this much faster per
+# row: on an idle machine where more threads gain little, noise alone made a
+# fit alternate, and each switch to fewer threads lasted until the re-check.
+_MARGIN = 1.1
+
+
+def _fastest(per_row):
+    """The count to run on, from per_row (count → (seconds per row, latest)):
+    the most threads whose time is within _MARGIN of the least."""
+    least = min(time for time, _ in per_row.values())
+    return max(count for count, (time, _) in per_row.items() if time <= least * _MARGIN)
 
 
 def preferred_threads(ceiling, units):
@@ -203,8 +217,7 @@ def preferred_threads(ceiling, units):
     with _epoch_times_lock:
         for key in reversed(_epoch_times):
             if key[0] == ceiling and key[1] == units and len(_epoch_times[key]) > 1:
-                per_row = _epoch_times[key]
-                return min(per_row, key=per_row.get)
+                return _fastest(_epoch_times[key])
     return ceiling
 
 
@@ -213,7 +226,8 @@ class ThreadGovernor:
 
     With ``n_threads=None`` the counts tried are the rule's count T, T/2, T/4,
     …, 1. Each epoch is timed; the next runs on the count with the least time
-    per row, except that a count next to it is timed when it has never been,
+    per row (the lesser of its last two timings, so that one slow epoch is not
+    taken for a busy machine; more threads where within 10%), except that a count next to it is timed when it has never been,
     or when the time spent on other counts since it was last timed reaches
     ``_PROBE_RATIO`` times what an epoch on it last cost. On an idle machine
     that settles on T and re-times T/2 now and then; when other work takes
@@ -246,6 +260,7 @@ class ThreadGovernor:
                 _epoch_times[key] = self.per_row
                 while len(_epoch_times) > _EPOCH_TIME_SHAPES:
                     _epoch_times.popitem(last=False)
+        self.untimed_shape = len(self.counts) > 1 and not self.per_row
         self.waited = dict.fromkeys(self.counts, 0.0)
         self.used = Counter()
 
@@ -255,28 +270,37 @@ class ThreadGovernor:
         count ``choose`` picks, and record how long it took."""
         threads = self.choose(rows)
         numba.set_num_threads(threads)
+        # Not timed: the process's first parallel call, which also starts the thread pool,
+        # and the first call of a shape no fit has timed, which also loads its compiled code
+        # for the dtype. Timed, either made every later fit of the shape settle on one thread.
+        warm = (threads == 1 or _state["parallel_used"]) and not self.untimed_shape
+        self.untimed_shape = False
         started = time.perf_counter()
         yield
-        self.record(threads, time.perf_counter() - started, rows)
+        if warm:
+            self.record(threads, time.perf_counter() - started, rows)
+        else:
+            self.used[threads] += 1
 
     def choose(self, rows):
         """The thread count for an epoch of `rows` rows."""
-        timed = [c for c in self.counts if c in self.per_row]
-        if not timed:
+        if not self.per_row:
             return self.counts[0]
-        best = min(timed, key=self.per_row.get)
+        best = _fastest(self.per_row)
         i = self.counts.index(best)
         for neighbour in self.counts[max(i - 1, 0) : i + 2]:
             if neighbour not in self.per_row:
                 return neighbour
-            if self.waited[neighbour] >= _PROBE_RATIO * self.per_row[neighbour] * rows:
+            if self.waited[neighbour] >= _PROBE_RATIO * self.per_row[neighbour][0] * rows:
                 return neighbour
         return best
 
     def record(self, threads, seconds, rows):
         """An epoch of `rows` rows took `seconds` on `threads` threads."""
         if len(self.counts) > 1:
-            self.per_row[threads] = seconds / max(rows, 1)
+            latest = seconds / max(rows, 1)
+            previous = self.per_row.get(threads, (latest, latest))[1]
+            self.per_row[threads] = (min(latest, previous), latest)
             for count in self.counts:
                 self.waited[count] = 0.0 if count == threads else self.waited[count] + seconds
         self.used[threads] += 1

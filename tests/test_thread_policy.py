@@ -141,3 +141,48 @@ def test_predict_takes_the_count_the_latest_fit_of_its_network_found_fastest():
     assert preferred_threads(2, (64, 11, 3)) == 2
     _run(ThreadGovernor(2, adaptive=True, shape=((64, 10, 3), 32, "f", False)), lambda e: {2: 0.5, 1: 1.0}, 3)
     assert preferred_threads(2, (64, 10, 3)) == 2
+
+
+def test_one_slow_epoch_is_not_taken_for_a_busy_machine():
+    # Idle, with the host pre-empting one epoch on two threads 30-fold.
+    spike = 40
+    per_row = lambda e: {2: 18.0 if e == spike else 0.6, 1: 1.0}  # noqa: E731
+    picked = _run(ThreadGovernor(2, adaptive=True, shape=("a",)), per_row, 60)
+    assert picked[spike + 1 : spike + 10] == [2] * 9
+    # Two slow epochs in a row are: the machine got busy.
+    per_row = lambda e: {2: 18.0 if e >= spike else 0.6, 1: 1.0}  # noqa: E731
+    picked = _run(ThreadGovernor(2, adaptive=True, shape=("b",)), per_row, 60)
+    assert picked[spike : spike + 2] == [2, 2]
+    assert picked[spike + 2 : spike + 10] == [1] * 8
+
+
+def test_fewer_threads_must_be_clearly_faster():
+    # One thread 5% faster: within the noise of a 2-core host, so two threads stay.
+    picked = _run(ThreadGovernor(2, adaptive=True, shape=("a",)), lambda e: {2: 1.0, 1: 0.95}, 30)
+    assert picked.count(1) == 1
+    # 30% faster: one thread wins.
+    picked = _run(ThreadGovernor(2, adaptive=True, shape=("b",)), lambda e: {2: 1.0, 1: 0.7}, 30)
+    assert picked[2:] == [1] * 28
+
+
+def test_the_first_call_of_a_shape_and_the_pool_start_are_not_timed(monkeypatch):
+    monkeypatch.setitem(_threads._state, "parallel_used", True)
+    governor = ThreadGovernor(2, adaptive=True, shape=("a",))
+    with governor.timed(100):  # the shape's first call: loads its compiled code
+        pass
+    assert governor.per_row == {}
+    with governor.timed(100):
+        pass
+    assert list(governor.per_row) == [2]
+    # A later fit of the shape times its first call.
+    later = ThreadGovernor(2, adaptive=True, shape=("a",))
+    with later.timed(100):
+        pass
+    assert set(later.per_row) == {1, 2}
+    # The call that starts the thread pool is not timed.
+    monkeypatch.setitem(_threads._state, "parallel_used", False)
+    fresh = ThreadGovernor(2, adaptive=True, shape=("b",))
+    fresh.untimed_shape = False
+    with fresh.timed(100):
+        pass
+    assert fresh.per_row == {} and fresh.used == {2: 1}
