@@ -8,6 +8,8 @@ in memory instead, and the second compiles the function again and overwrites
 the entry.
 """
 
+import functools
+import os
 import warnings
 
 import numba
@@ -42,6 +44,18 @@ def disk_cache_available():
         )
         return False
     return True
+
+
+@functools.lru_cache(maxsize=None)
+def _package_stamp():
+    """(name, mtime, size) of every module of this package."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    stamp = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            st = os.stat(os.path.join(folder, name))
+            stamp.append((name, st.st_mtime, st.st_size))
+    return tuple(stamp)
 
 
 class SelfHealingCache(FunctionCache):
@@ -92,3 +106,20 @@ def njit(**options):
         return dispatcher
 
     return decorate
+
+
+def compiled_signatures():
+    """{qualified name: signatures compiled or loaded in this process} for every
+    compiled function of the package's loaded modules: what a first fit costs,
+    for the bench and for tests that no input creates a new specialization."""
+    import sys
+
+    from numba.core.registry import CPUDispatcher
+
+    counts = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith(__package__ + ".") and module is not None:
+            for attr, value in vars(module).items():
+                if isinstance(value, CPUDispatcher) and value.__module__ == name and value.signatures:
+                    counts[f"{name.rsplit('.', 1)[1]}.{attr}"] = len(value.signatures)
+    return counts

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from . import _network, _vectorized
 from ._activations import ACTIVATION_CODES
+from ._backends import BACKENDS
 from ._losses import LOSS_CODES, sample_losses
 from ._params import pack, unpack
 from ._validation import (
@@ -14,8 +14,6 @@ from ._validation import (
     check_Y,
     training_dtype,
 )
-
-BACKEND_MODULES = {"loop": _network, "vectorized": _vectorized}
 
 
 def _prepare(coefs, intercepts, X, activation, out_activation, loss, backend):
@@ -59,11 +57,10 @@ def forward(coefs, intercepts, X, *, activation="relu", out_activation="softmax"
     array([[2.5]])
     """
     units, params, X = _prepare(coefs, intercepts, X, activation, out_activation, None, backend)
-    work = _network.Workspace(units, X.shape[0], X.dtype, backward=False)
-    output = BACKEND_MODULES[backend].forward_pass(
-        params, units, _network.input_arrays(X, X.dtype),
-        ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], work,
-    )
+    engine = BACKENDS[backend]
+    work = engine.Workspace(units, X.shape[0], X.dtype, backward=False)
+    output = engine.forward_pass(params, units, engine.input_arrays(X, X.dtype), ACTIVATION_CODES[activation],
+                                 ACTIVATION_CODES[out_activation], work)
     return np.array(output)
 
 
@@ -71,10 +68,9 @@ def _loss_and_flat_gradients(units, params, X, Y, sample_weight, activation, out
                              alpha, backend, work):
     grads = np.empty_like(params)
     codes = (ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], LOSS_CODES[loss])
-    data_loss, penalty = BACKEND_MODULES[backend].backprop(
-        params, units, _network.input_arrays(X, X.dtype), Y, sample_weight, codes,
-        float(alpha), float(np.finfo(X.dtype).eps), grads, work,
-    )
+    engine = BACKENDS[backend]
+    data_loss, penalty = engine.backprop(params, units, engine.input_arrays(X, X.dtype), Y, sample_weight, codes,
+                                         float(alpha), float(np.finfo(X.dtype).eps), grads, work)
     return data_loss + penalty, grads
 
 
@@ -83,7 +79,7 @@ def loss_value(backend, params, units, inputs, Y, sample_weight, codes, alpha, e
     for evaluations whose gradients would be thrown away (central differences,
     the validation loss). `losses` is a float64 buffer of one value per row."""
     act_code, out_code, loss_code = codes
-    output = BACKEND_MODULES[backend].forward_pass(params, units, inputs, act_code, out_code, work)
+    output = BACKENDS[backend].forward_pass(params, units, inputs, act_code, out_code, work)
     sample_losses(loss_code, out_code, output, Y, eps, losses)
     weights = np.asarray(sample_weight, dtype=np.float64)
     weight_sum = float(weights.sum())
@@ -97,7 +93,7 @@ def _prepare_training(coefs, intercepts, X, Y, activation, out_activation, loss,
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}.")
     Y = check_Y(Y, X.shape[0], units[-1], X.dtype)
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-    work = _network.Workspace(units, X.shape[0], X.dtype)
+    work = BACKENDS[backend].Workspace(units, X.shape[0], X.dtype)
     return units, params, X, Y, sample_weight, work
 
 
@@ -199,7 +195,7 @@ def check_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activatio
     _, grads = _loss_and_flat_gradients(
         units, params, X, Y, sample_weight, activation, out_activation, loss, alpha, backend, work
     )
-    inputs = _network.input_arrays(X, X.dtype)
+    inputs = BACKENDS[backend].input_arrays(X, X.dtype)
     codes = (ACTIVATION_CODES[activation], ACTIVATION_CODES[out_activation], LOSS_CODES[loss])
     losses = np.empty(X.shape[0])
     clip = float(np.finfo(X.dtype).eps)

@@ -80,8 +80,9 @@ def _times_activation_jacobian(code, a, v):
 
 
 @njit(**JIT)
-def _coef_t_view(coefs_t, units, layer):
-    """(W^l)ᵀ as a (fan_out, fan_in) view of a buffer laid out as the coefs of params."""
+def _transposed_layer(coefs_t, units, layer):
+    """(W^l)ᵀ as a (fan_out, fan_in) view of a buffer holding every layer's transpose
+    at the offset of its coefs in params (unlike the loop workspace's coefs_t, which has no layer 0)."""
     start = coef_start(units, layer)
     return coefs_t[start : start + units[layer] * units[layer + 1]].reshape((units[layer + 1], units[layer]))
 
@@ -140,7 +141,7 @@ def jacobian_reverse(params, coefs_t, units, offsets, X, act_code, out_code, a, 
             j0, j1 = (0, units[n_layers]) if out_code == SOFTMAX else (o, o + 1)
             for layer in range(n_layers - 1, -1, -1):
                 # ā^l_k = Σ_j w_kj z̄^{l+1}_j, written straight into jac for l = 0 (ā^0 = x̄)
-                coefs_t_layer = _coef_t_view(coefs_t, units, layer)
+                coefs_t_layer = _transposed_layer(coefs_t, units, layer)
                 da = jac[n, o] if layer == 0 else adjoint_next[: units[layer]]
                 da[:] = zero
                 for j in range(j0, j1):

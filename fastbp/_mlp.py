@@ -28,21 +28,21 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
-from . import _callbacks, _interchange, _network
+from . import _callbacks, _interchange
 from ._activations import ACTIVATION_CODES
 from ._callbacks import CallbackSupportMixin
 from ._dropout import epoch_key
-from ._epoch import train_epoch, train_epoch_vectorized
-from ._functional import BACKEND_MODULES, loss_value
+from ._backends import BACKENDS
+from ._functional import loss_value
+from ._loop import layer_rows
 from ._interrupt import deferred_interrupt
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
-from ._params import layer_rows, n_params, pack, unpack
+from ._params import n_params, pack, unpack
 from ._threads import ThreadGovernor, preferred_threads, thread_limits
 from ._validation import check_model_parameters, check_sample_weight, check_Y
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
-_EPOCHS = {"loop": train_epoch, "vectorized": train_epoch_vectorized}
 _NO_NORMS = np.empty(0)
 # Rows per compiled call at predict time: bounds the workspace, not the speed.
 _PREDICT_CHUNK = 4096
@@ -204,7 +204,7 @@ def _check_batch_weights(sample_weight, rows, batch_size):
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **_SkBase._parameter_constraints,
-        "backend": [StrOptions({"loop", "vectorized"})],
+        "backend": [StrOptions(set(BACKENDS))],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "record_gradient_norms": ["boolean"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -380,11 +380,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         return sample_weight
 
     def _fit_lbfgs(self, X, Y, sample_weight, units, fit_task, threads):
-        inputs = _network.input_arrays(X, np.float64)
+        engine = BACKENDS[self.backend]
+        inputs = engine.input_arrays(X, np.float64)
         codes = self._codes()
-        work = _network.Workspace(units, X.shape[0], np.float64,
-                                  max_nnz=inputs[1].shape[0] if sp.issparse(X) else None)
-        backprop = BACKEND_MODULES[self.backend].backprop
+        work = engine.Workspace(units, X.shape[0], np.float64, max_nnz=X.nnz if sp.issparse(X) else None)
         grads = np.empty_like(self._params)
         eps = float(np.finfo(np.float64).eps)
         scale = self._data_scale()
@@ -399,8 +398,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             if iterations is not None:
                 iterations.resume()
             with nullcontext() if governor is None else governor.timed(n_samples):
-                data_loss, penalty = backprop(theta, units, inputs, Y, sample_weight, codes, float(self.alpha),
-                                              eps, grads, work)
+                data_loss, penalty = engine.backprop(theta, units, inputs, Y, sample_weight, codes,
+                                                     float(self.alpha), eps, grads, work)
             # As scikit-learn: the reported loss with the summed loss's gradient.
             return scale * data_loss + penalty, grads.copy()
 
@@ -413,7 +412,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             norms.append(np.zeros(len(units) - 1))
             if self.record_gradient_norms:
                 # L-BFGS-B evaluates the accepted point last, so grads holds its gradient.
-                _network.add_gradient_norms(grads, units, work.penalty_columns[0], norms[-1])
+                engine.add_gradient_norms(grads, units, work, norms[-1])
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (len(norms), intermediate_result.fun))
             if iterations is not None and iterations.step(intermediate_result.x):
@@ -484,17 +483,15 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        inputs = _network.input_arrays(X, dtype)
-        indptr = inputs[3]
+        engine = BACKENDS[self.backend]
+        inputs = engine.input_arrays(X, dtype)
         # The most stored values a minibatch can hold: its rows' counts at their largest.
-        max_nnz = int(np.sort(np.diff(indptr))[-batch_size:].sum()) if sp.issparse(X) else None
-        work = _network.Workspace(units, batch_size, dtype, gather=True, max_nnz=max_nnz,
-                                  dropout=self.dropout > 0)
+        max_nnz = int(np.sort(np.diff(sp.csr_matrix(X).indptr))[-batch_size:].sum()) if sp.issparse(X) else None
+        work = engine.Workspace(units, batch_size, dtype, gather=True, max_nnz=max_nnz, dropout=self.dropout > 0)
         # Drawn last and only with dropout on, so dropout=0.0 leaves scikit-learn's stream untouched.
         dropout_seed = self._random_state.randint(np.iinfo(np.int64).max, dtype=np.int64) if self.dropout > 0 else 0
         grads = np.empty_like(self._params)
         codes = self._codes()
-        epoch = _EPOCHS[self.backend]
         eps = float(np.finfo(dtype).eps)
         sample_idx = np.arange(n_samples, dtype=np.int64)
         n_layers = len(units) - 1
@@ -526,7 +523,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
                     dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))
                     with nullcontext() if governor is None else governor.timed(n_samples):
-                        total = epoch(
+                        total = engine.train_epoch(
                             self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
                             batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer,
                             work, norms, dropout,
@@ -586,9 +583,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         of a backprop call, whose gradients would be thrown away.
         """
         dtype = self._params.dtype
-        inputs = _network.input_arrays(X_val, dtype)
+        engine = BACKENDS[self.backend]
+        inputs = engine.input_arrays(X_val, dtype)
         Y_val = np.ascontiguousarray(Y_val, dtype=dtype)
-        work = _network.Workspace(units, Y_val.shape[0], dtype, backward=False)
+        work = engine.Workspace(units, Y_val.shape[0], dtype, backward=False)
         losses = np.empty(Y_val.shape[0], dtype=np.float64)
         codes, eps, scale, alpha = self._codes(), float(np.finfo(dtype).eps), self._data_scale(), float(self.alpha)
         return lambda: loss_value(self.backend, self._params, units, inputs, Y_val, sw_val, codes, alpha, eps, work,
@@ -681,8 +679,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         units, dtype, params = self._packed_parameters(X.shape[1])
         act, out, _ = self._codes()
         n_samples = X.shape[0]
-        work = _network.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype, backward=False)
-        forward = BACKEND_MODULES[self.backend].forward_pass
+        engine = BACKENDS[self.backend]
+        work = engine.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype, backward=False)
         output = np.empty((n_samples, units[-1]), dtype=dtype)
         if sp.issparse(X):
             X = sp.csr_matrix(X)
@@ -690,9 +688,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             if self.backend == "loop" and self.n_threads is None:
                 numba.set_num_threads(preferred_threads(threads, tuple(units)))
             for start in range(0, n_samples, _PREDICT_CHUNK):
-                chunk = _network.input_arrays(X[start:start + _PREDICT_CHUNK], dtype)
+                chunk = engine.input_arrays(X[start:start + _PREDICT_CHUNK], dtype)
                 stop = min(start + _PREDICT_CHUNK, n_samples)
-                output[start:stop] = forward(params, units, chunk, act, out, work)
+                output[start:stop] = engine.forward_pass(params, units, chunk, act, out, work)
         return output
 
     def _backprop(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads):
@@ -736,8 +734,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         n_samples = X.shape[0]
         Y = check_Y(y, n_samples, units[-1], dtype)
         sample_weight = check_sample_weight(sample_weight, n_samples, dtype)
-        inputs = _network.input_arrays(X, dtype)
-        work = _network.Workspace(units, n_samples, dtype, max_nnz=inputs[1].shape[0] if sp.issparse(X) else None)
+        loop = BACKENDS["loop"]
+        inputs = loop.input_arrays(X, dtype)
+        work = loop.Workspace(units, n_samples, dtype, max_nnz=inputs.data.shape[0] if sp.issparse(X) else None)
         grads = np.empty_like(params)
         with thread_limits("loop", self.n_threads) as threads:
             # Callers evaluate one shape many times (scikit-learn's test_gradient: thousands of calls on
@@ -746,8 +745,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             governor = ThreadGovernor(threads, self.n_threads is None,
                                       (tuple(units), "_backprop", n_samples, dtype.char, sp.issparse(X)))
             with governor.timed(n_samples):
-                data_loss, penalty = _network.backprop(params, units, inputs, Y, sample_weight, self._codes(),
-                                                       float(self.alpha), float(np.finfo(dtype).eps), grads, work)
+                data_loss, penalty = loop.backprop(params, units, inputs, Y, sample_weight, self._codes(),
+                                                   float(self.alpha), float(np.finfo(dtype).eps), grads, work)
         for layer in range(1, len(units)):
             activations[layer] = layer_rows(work.activations, units, layer, n_samples).copy()
             deltas[layer - 1] = layer_rows(work.deltas, units, layer, n_samples).copy()

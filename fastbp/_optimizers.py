@@ -5,12 +5,23 @@ in place on the flat parameter buffer, in scikit-learn's form.
 holds the state between epochs and the schedule decisions made in Python.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
 from ._cache import njit
 from ._config import JIT
 
 SGD, ADAM = 0, 1
+
+# The optimizer's argument to the compiled epoch, read there by field name.
+Step = namedtuple("Step", "code first second t learning_rate momentum nesterov beta_1 beta_2 epsilon")
+
+
+def no_step(dtype):
+    """The Step of a call that updates nothing (empty state): gradients only."""
+    empty = np.empty(0, dtype=dtype)
+    return Step(SGD, empty, empty, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0)
 
 
 @njit(**JIT)
@@ -102,10 +113,13 @@ class Optimizer:
                 )
             setattr(self, name, np.require(state, dtype, ["C_CONTIGUOUS", "ALIGNED"]))
 
-    def step_args(self):
-        """The optimizer's part of a compiled epoch call, in its order."""
-        return (self.code, self.first, self.second, self.t, self.learning_rate,
-                self.momentum, self.nesterov, self.beta_1, self.beta_2, self.epsilon)
+    def step(self):
+        """The optimizer's argument to the compiled epoch, each field in the one
+        type it is compiled for (a momentum given as the int 0 would otherwise
+        compile the epoch again)."""
+        return Step(int(self.code), self.first, self.second, int(self.t), float(self.learning_rate),
+                    float(self.momentum), bool(self.nesterov), float(self.beta_1), float(self.beta_2),
+                    float(self.epsilon))
 
     def iteration_ends(self, time_step):
         """invscaling: η = η_0 / (samples seen + 1)^power_t."""

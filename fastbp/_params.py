@@ -71,29 +71,3 @@ def intercept_view(params, units, layer):
     """intercepts[layer] as a view of the flat buffer."""
     start = intercept_start(units, layer)
     return params[start : start + units[layer + 1]]
-
-
-@njit(**JIT)
-def coef_t_view(coefs_t, units, layer):
-    """coefs[layer]ᵀ, (fan_out, fan_in), in a buffer holding the transposes of
-    layers 1..L-1 one after another (the δ recursion never needs layer 0's)."""
-    start = coef_start(units, layer) - units[0] * units[1]
-    fan_in, fan_out = units[layer], units[layer + 1]
-    return coefs_t[start : start + fan_in * fan_out].reshape((fan_out, fan_in))
-
-
-@njit(**JIT)
-def layer_rows(buffer, units, layer, n_rows):
-    """Rows 0..n_rows-1 of layer `layer` (>= 1) in a per-layer workspace buffer.
-
-    The buffer holds, for each layer l >= 1, room for `capacity` rows of
-    units[l] values, capacity = len(buffer) / Σ_{l>=1} units[l].
-    """
-    width_total = 0
-    for i in range(1, units.shape[0]):
-        width_total += units[i]
-    capacity = buffer.shape[0] // width_total
-    start = 0
-    for i in range(1, layer):
-        start += capacity * units[i]
-    return buffer[start : start + n_rows * units[layer]].reshape((n_rows, units[layer]))

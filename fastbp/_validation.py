@@ -8,10 +8,9 @@ kernel cannot raise a readable error.
 import numpy as np
 
 from ._activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ._backends import BACKENDS
 from ._config import FLOAT_DTYPES
 from ._losses import ALLOWED_OUTPUTS
-
-BACKENDS = ("loop", "vectorized")
 
 
 def check_option(kind, value, allowed):
@@ -34,7 +33,7 @@ def check_loss_pair(loss, out_activation):
 
 def check_names(activation, out_activation, loss, backend):
     check_option("activation", activation, HIDDEN_ACTIVATIONS)
-    check_option("backend", backend, BACKENDS)
+    check_option("backend", backend, tuple(BACKENDS))
     if loss is not None:
         check_loss_pair(loss, out_activation)
     else:

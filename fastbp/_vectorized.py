@@ -1,9 +1,10 @@
-"""The same maths in matrix form with NumPy: the reference backend.
+"""The vectorized backend: the same maths in matrix form with NumPy (and
+whatever BLAS it runs on), the reference the loop backend is tested against.
 
-Same signatures as ``_network.forward_pass`` and ``_network.backprop`` so
-either can be swapped in. Activations, losses and deltas come from the shared
+It provides what ``_backends`` lists for every backend, with the loop
+backend's signatures. Activations, losses and deltas come from the shared
 tables; only the forward and backward arithmetic differs: matrix products
-here, loops there.
+here, loops there. An input stays a matrix (dense, or scipy CSR) throughout.
 """
 
 import numpy as np
@@ -12,14 +13,30 @@ import scipy.sparse as sp
 from ._activations import activate_rows, multiply_derivative_rows
 from ._losses import output_delta, sample_losses
 from ._dropout import NO_DROPOUT, dropout_factors, hidden_unit_offset
+from ._optimizers import step_rate, update_slice
 from ._params import unpack
 
 
-def as_matrix(X, data, indices, indptr, n_features):
-    """X itself (dense or scipy sparse), or the scipy CSR matrix of (data, indices, indptr)."""
-    if indptr is not None and indptr.shape[0] > 0:
-        return sp.csr_matrix((data, indices, indptr), shape=(indptr.shape[0] - 1, n_features))
-    return X
+def input_arrays(X, dtype):
+    """X in dtype: a C-contiguous array, or a CSR matrix."""
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=dtype)
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+class Workspace:
+    """Nothing to allocate ahead: NumPy allocates each product. Takes the
+    loop backend's arguments, so the estimators make either alike."""
+
+    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=None, backward=True, dropout=False):
+        self.capacity = capacity
+
+
+def add_gradient_norms(grads, units, work, norms):
+    """norms[l] += ‖∂C/∂w^l‖ (Frobenius, the L2 term included) for every layer."""
+    coef_grads, _ = unpack(grads, units)
+    for layer, g in enumerate(coef_grads):
+        norms[layer] += np.sqrt(np.sum(np.square(g, dtype=np.float64)))
 
 
 def forward_layers(params, units, X, act_code, out_code, factors=()):
@@ -50,19 +67,19 @@ def dropout_factor_matrices(units, n_samples, dtype, dropout, position0):
 
 
 def forward_pass(params, units, inputs, act_code, out_code, work=None):
-    """The output A^L; `work` (the loop backend's workspace) is unused."""
-    return forward_layers(params, units, as_matrix(*inputs, units[0]), act_code, out_code)[-1]
+    """The output A^L; `work` is unused."""
+    return forward_layers(params, units, inputs, act_code, out_code)[-1]
 
 
 def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work=None, dropout=NO_DROPOUT,
              position0=0):
     """Loss and gradients in matrix form: Δ^{l-1} = (Δ^l Wᵀ) ⊙ σ',
     ∇W = (Aᵀ Δ + α W) / Σs, ∇b = Σ_n Δ / Σs. Writes grads; returns
-    (data loss, penalty) as ``_network.backprop`` does. dropout = (p, key)
+    (data loss, penalty) as ``_loop.backprop`` does. dropout = (p, key)
     thins the hidden units of the rows at position0, position0 + 1, … of
     the epoch: Δ^{l-1} = (Δ^l Wᵀ) ⊙ σ'(undropped A) ⊙ m / (1 − p)."""
     act_code, out_code, loss_code = codes
-    X = as_matrix(*inputs, units[0])
+    X = inputs
     coefs, _ = unpack(params, units)
     coef_grads, intercept_grads = unpack(grads, units)
     factors = dropout_factor_matrices(units, X.shape[0], params.dtype, dropout, position0)
@@ -95,3 +112,24 @@ def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, 
             else:
                 multiply_derivative_rows(act_code, layers[layer], delta, 0, n_samples)
     return data_loss, 0.5 * alpha * penalty / weight_sum
+
+
+def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale, grads,
+                optimizer, work, gradient_norms, dropout):
+    """One epoch as ``_loop.train_epoch``'s, one Python iteration per minibatch."""
+    step = optimizer.step()
+    total = 0.0
+    for start in range(0, order.shape[0], batch_size):
+        rows = order[start : start + batch_size]
+        data_loss, penalty = backprop(params, units, inputs[rows], Y[rows], sample_weight[rows], codes, alpha, eps,
+                                      grads, dropout=dropout, position0=start)
+        total += (data_scale * data_loss + penalty) * rows.shape[0]
+        optimizer.t += 1
+        if gradient_norms.shape[0] > 0:
+            add_gradient_norms(grads, units, work, gradient_norms)
+        update_slice(step.code, params, grads, step.first, step.second, 0, params.shape[0],
+                     step_rate(step.code, step.learning_rate, step.beta_1, step.beta_2, optimizer.t),
+                     step.momentum, step.nesterov, step.beta_1, step.beta_2, step.epsilon)
+    if gradient_norms.shape[0] > 0:
+        gradient_norms /= -(-order.shape[0] // batch_size)
+    return total

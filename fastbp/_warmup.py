@@ -1,4 +1,5 @@
-"""Compile, or load from Numba's disk cache, every kernel a fit and a predict use."""
+"""Compile, or load from Numba's disk cache, every kernel a fit, a predict and
+``fastbp.jacobian`` use."""
 
 import time
 import warnings
@@ -6,48 +7,64 @@ import warnings
 import numpy as np
 
 from ._functional import forward, loss_and_gradients
+from ._jacobian import jacobian
+from ._validation import training_dtype
 
 
 def warmup(dtypes=("float64", "float32")):
     """Pay the compile cost up front, for a service or a notebook.
 
-    Runs a tiny fit of each solver and a predict in each dtype, which compiles
-    the fused epoch, the L-BFGS loss-and-gradient call and the forward pass (or
-    loads them from the on-disk cache, in well under a second), plus the
-    functional API's calls.
+    Runs a tiny fit of each solver, a predict and a Jacobian in each of both
+    modes per dtype, which compiles the epoch (it also serves L-BFGS's loss
+    and gradient and the forward pass of predict), the Jacobian sweeps and the
+    functional API's calls, or loads them from the on-disk cache in well
+    under a second.
 
     Parameters
     ----------
-    dtypes : tuple of {'float64', 'float32'}, default=('float64', 'float32')
-        The dtypes to prepare. L-BFGS always runs in float64.
+    dtypes : str or tuple of str, default=('float64', 'float32')
+        The dtypes of the data to prepare for, as names NumPy understands. Data
+        of any dtype other than float32 trains in float64, so each is prepared
+        (and reported) as the dtype it trains in. L-BFGS always runs in float64.
 
     Returns
     -------
     dict
-        Seconds spent per dtype.
+        Seconds spent per training dtype, by name.
 
     Examples
     --------
     >>> import fastbp
-    >>> sorted(fastbp.warmup(dtypes=("float64",)))
+    >>> sorted(fastbp.warmup("float64"))
+    ['float64']
+    >>> sorted(fastbp.warmup(("float16", "float64")))
     ['float64']
     """
     from ._mlp import MLPClassifier
 
+    if isinstance(dtypes, (str, type, np.dtype)):
+        dtypes = (dtypes,)
+    trained = []
+    for name in dtypes:
+        dtype = training_dtype(np.empty(0, dtype=np.dtype(name)))
+        if dtype not in trained:
+            trained.append(dtype)
     rng = np.random.default_rng(0)
     seconds = {}
-    for name in dtypes:
-        dtype = np.dtype(name)
+    for dtype in trained:
         start = time.perf_counter()
         X = rng.normal(size=(8, 3)).astype(dtype)
-        y = np.arange(8) % 2
+        y = np.arange(8) % 3
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for solver in ("adam", "lbfgs"):
-                MLPClassifier((4,), solver=solver, max_iter=1, random_state=0).fit(X, y).predict(X)
+                model = MLPClassifier((4,), solver=solver, max_iter=1, random_state=0).fit(X, y)
+                model.predict(X)
+        for mode in ("forward", "reverse"):
+            jacobian(model, X, mode=mode)
         coefs = [np.ones((3, 2), dtype), np.ones((2, 2), dtype)]
         intercepts = [np.zeros(2, dtype), np.zeros(2, dtype)]
         forward(coefs, intercepts, X)
-        loss_and_gradients(coefs, intercepts, X, np.eye(2, dtype=dtype)[y])
-        seconds[dtype.name] = time.perf_counter() - start
+        loss_and_gradients(coefs, intercepts, X, np.eye(2, dtype=dtype)[y % 2])
+        seconds[np.dtype(dtype).name] = time.perf_counter() - start
     return seconds

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastbp
-from fastbp import _network
+from fastbp import _loop
 from fastbp._kernels import accumulate_product_rows
 
 
@@ -246,13 +246,13 @@ def test_row_update_kernel_on_disjoint_rows_of_one_buffer(a_transposed, dtype):
 def test_gradient_task_shares_are_contiguous_and_equal_in_work(units):
     """Region 2 cuts its task list into one run of tasks per thread; no run may
     exceed an equal share of the multiply-adds by more than one task."""
-    tasks = _network.gradient_task_table(np.asarray(units))
+    tasks = _loop.gradient_task_table(np.asarray(units))
     work = tasks[:, 4]
     np.testing.assert_array_equal(tasks[:, 3], np.cumsum(work) - work)
     assert sum(w for (layer, k0, k1), w in zip(tasks[:, :3].tolist(), work) if k0 >= 0) == sum(
         units[i] * units[i + 1] for i in range(len(units) - 1))
     for n_shares in (1, 2, 3, 7, 16):
-        shares = [_network.task_share(tasks, i, n_shares) for i in range(len(tasks))]
+        shares = [_loop.task_share(tasks, i, n_shares) for i in range(len(tasks))]
         assert shares == sorted(shares)
         assert 0 <= shares[0] and shares[-1] < n_shares
         for share in range(n_shares):

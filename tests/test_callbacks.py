@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fastbp import MLPClassifier, MLPRegressor, _callbacks, _mlp
+from fastbp._backends import BACKENDS
 
 callback = pytest.importorskip("sklearn.callback", reason="scikit-learn >= 1.9 has sklearn.callback")
 ProgressBar, ScoringMonitor = callback.ProgressBar, callback.ScoringMonitor
@@ -133,7 +134,8 @@ def test_stop_request_ends_the_fit_as_max_iter_does(data, solver, early_stopping
 def test_no_callback_no_cost(data, monkeypatch, backend):
     X, y = data
     calls = {"epoch": 0, "model": 0}
-    epoch, epoch_model = _mlp._EPOCHS[backend], _callbacks.epoch_model
+    engine = BACKENDS[backend]
+    epoch, epoch_model = engine.train_epoch, _callbacks.epoch_model
 
     def counted_epoch(*args):
         calls["epoch"] += 1
@@ -143,7 +145,7 @@ def test_no_callback_no_cost(data, monkeypatch, backend):
         calls["model"] += 1
         return epoch_model(*args)
 
-    monkeypatch.setitem(_mlp._EPOCHS, backend, counted_epoch)
+    monkeypatch.setattr(engine, "train_epoch", counted_epoch)
     monkeypatch.setattr(_callbacks, "epoch_model", counted_model)
     monkeypatch.setattr(_callbacks, "_SubTasks", None)  # opening a sub-task would fail
     clf = fit_quietly(MLPClassifier((8,), max_iter=4, backend=backend, random_state=0), X, y)

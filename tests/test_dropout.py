@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 import fastbp._mlp
 from _reference import HIDDEN_ACTIVATIONS, activate, central_differences, per_sample_loss
-from fastbp import MLPClassifier, MLPRegressor, _network, _vectorized
+from fastbp import MLPClassifier, MLPRegressor, _loop, _vectorized
 from fastbp._activations import ACTIVATION_CODES
 from fastbp._dropout import dropout_factors, epoch_key
 from fastbp._losses import LOSS_CODES
@@ -95,13 +95,13 @@ def test_gradient_of_the_thinned_network_matches_central_differences(activation)
     assert 0 < sum((f == 0).sum() for f in factors) < sum(f.size for f in factors)
 
     codes = (ACTIVATION_CODES[activation], ACTIVATION_CODES["softmax"], LOSS_CODES["log_loss"])
-    inputs = _network.input_arrays(X, np.float64)
+    inputs = _loop.input_arrays(X, np.float64)
     eps = float(np.finfo(np.float64).eps)
     loop_grads, vec_grads = np.empty_like(params), np.empty_like(params)
-    work = _network.Workspace(units, n, np.float64, dropout=True)
-    loop_loss = _network.backprop(params, units, inputs, Y, np.ones(n), codes, 0.01, eps, loop_grads, work,
+    work = _loop.Workspace(units, n, np.float64, dropout=True)
+    loop_loss = _loop.backprop(params, units, inputs, Y, np.ones(n), codes, 0.01, eps, loop_grads, work,
                                   (rate, key))
-    vec_loss = _vectorized.backprop(params, units, inputs, Y, np.ones(n), codes, 0.01, eps, vec_grads,
+    vec_loss = _vectorized.backprop(params, units, _vectorized.input_arrays(X, np.float64), Y, np.ones(n), codes, 0.01, eps, vec_grads,
                                     dropout=(rate, key))
 
     coefs, intercepts = unpack(params, units)

@@ -9,6 +9,7 @@ from sklearn.datasets import load_iris
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
 import fastbp
+import fastbp._loop
 from fastbp import MLPClassifier, MLPRegressor
 
 X, y = load_iris(return_X_y=True)
@@ -73,13 +74,13 @@ def test_off_by_default_nothing_recorded_and_no_extra_pass(monkeypatch):
     """Structurally: the compiled epoch gets an empty norms array, so its
     recording branch never runs, and no attribute is filled."""
     seen = []
-    original = fastbp._mlp._EPOCHS["loop"]
+    original = fastbp._loop.train_epoch
 
     def spy(*args):
         seen.append(args[-2].shape[0])
         return original(*args)
 
-    monkeypatch.setitem(fastbp._mlp._EPOCHS, "loop", spy)
+    monkeypatch.setattr(fastbp._loop, "train_epoch", spy)
     model = MLPClassifier(**PARAMS, max_iter=3).fit(X, y)
     assert seen == [0, 0, 0]
     assert model.gradient_norms_ is None

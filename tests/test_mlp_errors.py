@@ -22,7 +22,7 @@ from sklearn.utils.fixes import parse_version
 
 import fastbp
 import fastbp._functional
-import fastbp._network
+import fastbp._loop
 from fastbp import MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -572,8 +572,8 @@ def test_keyboard_interrupt_lbfgs_propagates_and_keeps_model(cls, monkeypatch, c
     saved = snapshot(est)
     pred = est.predict(X)
     loss, n_iter = est.loss_, est.n_iter_
-    module = fastbp._functional.BACKEND_MODULES["loop"]
-    assert module is fastbp._network
+    module = fastbp._backends.BACKENDS["loop"]
+    assert module is fastbp._loop
     original = module.backprop
     backprop, calls = _raise_on_call(original, 3)
     monkeypatch.setattr(module, "backprop", backprop)

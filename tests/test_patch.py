@@ -1,7 +1,6 @@
 """fastbp.patch_sklearn: scikit-learn's MLP names resolve to fastbp's
 estimators, for code that imports them after the patch, a library's included."""
 
-import os
 import pickle
 import subprocess
 import sys

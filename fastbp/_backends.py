@@ -1,0 +1,23 @@
+"""The engines behind the ``backend`` parameter, in one table: its keys are
+the one list of backend names.
+
+Every backend module provides the same five names, which the estimators and
+the functional API call and nothing else:
+
+- ``input_arrays(X, dtype)``: the input as the backend takes it;
+- ``Workspace(units, capacity, dtype, *, gather, max_nnz, backward, dropout)``:
+  what its calls need for up to `capacity` rows, allocated once;
+- ``forward_pass(params, units, inputs, act_code, out_code, work)``: the output;
+- ``backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work, dropout)``:
+  loss and gradients over all rows, returned as (data loss, penalty);
+- ``train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale,
+  grads, optimizer, work, gradient_norms, dropout)``: one epoch of minibatch steps;
+- ``add_gradient_norms(grads, units, work, norms)``: each layer's ‖∂C/∂w‖ added to norms.
+
+``params`` is the flat buffer of ``_params``; ``codes`` is (activation,
+output activation, loss) as the integer codes of ``_activations`` and ``_losses``.
+"""
+
+from . import _loop, _vectorized
+
+BACKENDS = {"loop": _loop, "vectorized": _vectorized}

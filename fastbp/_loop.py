@@ -1,0 +1,678 @@
+"""The loop backend, end to end: its workspace, its two parallel regions per
+minibatch and the compiled epoch that runs them, all in this module so that
+the code Numba compiles and caches together changes together.
+
+Region 1 (``forward_backward_share``) splits the samples into blocks of 4,
+and the blocks into one contiguous share per thread: each thread takes the
+rows of its share through every layer's forward pass, the output delta (BP1)
+and the δ recursion (BP2) down to the first hidden layer, one layer at a time,
+without waiting for any other thread. Region 2 (``gradient_task``) splits the
+weight rows of every layer, and each bias vector, into a list of tasks, and
+the list into one contiguous share of equal work per thread: each thread sums
+the gradients of its rows (BP3, BP4) and, during training, updates those
+parameters at once and refreshes their column of wᵀ for the next minibatch's
+δ recursion. Two barriers per minibatch instead of one per layer and kernel
+is what lets a small minibatch use several threads.
+
+Each output element is written by one thread, summed in a fixed order, so the
+results are bitwise the same for any number of threads.
+
+One compiled entry point, ``run_epoch``, serves training (minibatches of
+rows gathered in the epoch's order), a full-batch loss and gradient (L-BFGS,
+``fastbp.loss_and_gradients``; an empty order) and the forward pass alone
+(predict; no targets). Its call depth is kept to two levels above the row
+kernels of ``_kernels``: Numba links every callee into each caller and LLVM
+optimizes and emits the linked code again at each level, so each level of
+orchestration cost a cold first fit about as much as all the kernels below it.
+
+The input comes dense (X) or as CSR arrays (data, indices, indptr; X is then
+an empty (0, 0) array): a sparse X only changes the first layer's forward pass
+and gradient sums, which loop over the stored nonzeros.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+import scipy.sparse as sp
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._cache import njit
+from ._config import JIT, PARALLEL_JIT
+from ._dropout import drop_rows, hidden_unit_offset, undropped_rows
+from ._kernels import (
+    BLOCK,
+    NARROW,
+    backward_rows,
+    batch_csr_to_csc,
+    coef_grad_rows,
+    coef_grad_rows_narrow,
+    coef_grad_rows_sparse,
+    copy_row,
+    forward_rows,
+    forward_rows_sparse,
+    intercept_grads_of,
+    squared_norm_rows,
+    transpose_rows,
+)
+from ._losses import output_delta, sample_loss
+from ._optimizers import no_step, step_rate, update_slice
+from ._params import coef_start, coef_view, intercept_start, intercept_view
+from ._threads import kernel_threads, parallel_launches
+
+# Region 1 takes this many rows through a layer before moving to the next
+# one: enough to amortize each kernel's entry, few enough that a share of a
+# large forward pass (predict) keeps its activations in cache.
+PASS_ROWS = 64
+
+# Bytes per cache line on x86-64 and most ARM cores: prefetch_rows asks for one
+# element per line.
+_CACHE_LINE = 64
+
+# Region 2's tasks aim at this many multiply-adds per sample each, so that
+# equal shares of the task list are equal shares of the work.
+_TASK_WORK = 1024
+
+# The arguments of run_epoch that come in groups, each a namedtuple whose
+# fields the compiled code reads by name: the contract is these lists, and
+# ``check_call`` checks every field's type before a call.
+Inputs = namedtuple("Inputs", "X data indices indptr")
+Terms = namedtuple("Terms", "act_code out_code loss_code alpha eps data_scale dropout dropout_key")
+Buffers = namedtuple("Buffers", "x_batch y_batch sw_batch activations deltas losses undropped coefs_t "
+                                "coef_grads_t col_data index_scratch tasks task_penalty penalty_columns")
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
+
+
+def input_arrays(X, dtype):
+    """Inputs(X, data, indices, indptr) as the kernels take an input: a dense X
+    as a writeable C-contiguous array with empty CSR arrays, a sparse X as CSR
+    arrays with an empty (0, 0) X."""
+    no_index = np.empty(0, dtype=np.int64)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=dtype)
+        # The kernels index with these arrays unchecked: a column index out of
+        # range or a decreasing indptr would be an out-of-bounds access.
+        X.check_format(full_check=True)
+        X.sort_indices()
+        return Inputs(np.empty((0, 0), dtype=dtype), np.require(X.data, dtype, ["C_CONTIGUOUS", "WRITEABLE"]),
+                      X.indices.astype(np.int64), X.indptr.astype(np.int64))
+    X = np.require(X, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
+    return Inputs(X, np.empty(0, dtype=dtype), no_index, no_index)
+
+
+def n_samples_of(inputs):
+    return inputs.indptr.shape[0] - 1 if inputs.indptr.shape[0] > 0 else inputs.X.shape[0]
+
+
+@njit(**JIT)
+def is_narrow(units, layer):
+    """Whether layer `layer` (weights W^layer) takes the narrow kernels; layer 0
+    never does, as no wᵀ is kept for it."""
+    return layer > 0 and units[layer + 1] < NARROW
+
+
+@njit(**JIT)
+def coef_t_view(coefs_t, units, layer):
+    """coefs[layer]ᵀ, (fan_out, fan_in), in the workspace buffer holding the
+    transposes of layers 1..L-1 one after another (the δ recursion never needs
+    layer 0's); an empty array for layer 0."""
+    fan_in, fan_out = units[layer], units[layer + 1]
+    if layer == 0:
+        return coefs_t[:0].reshape((0, 0))
+    start = coef_start(units, layer) - units[0] * units[1]
+    return coefs_t[start : start + fan_in * fan_out].reshape((fan_out, fan_in))
+
+
+@njit(**JIT)
+def layer_rows(buffer, units, layer, n_rows):
+    """Rows 0..n_rows-1 of layer `layer` (>= 1) in a per-layer workspace buffer
+    (activations, deltas), which holds for each layer l >= 1 room for
+    `capacity` rows of units[l] values, capacity = len(buffer) / Σ_{l>=1} units[l]."""
+    width_total = 0
+    for i in range(1, units.shape[0]):
+        width_total += units[i]
+    capacity = buffer.shape[0] // width_total
+    start = 0
+    for i in range(1, layer):
+        start += capacity * units[i]
+    return buffer[start : start + n_rows * units[layer]].reshape((n_rows, units[layer]))
+
+
+def gradient_task_table(units):
+    """Rows (layer, k0, k1, before, work) of region 2's tasks; k0 = -1 is the
+    layer's bias vector. A narrow layer's gradient is summed transposed, all its
+    rows in one task. `work` counts a task's multiply-adds per sample, `before`
+    those of the tasks ahead of it in the list."""
+    tasks = []
+    for layer in range(len(units) - 1):
+        fan_in, fan_out = int(units[layer]), int(units[layer + 1])
+        narrow = layer > 0 and fan_out < NARROW
+        rows = fan_in if narrow else max(BLOCK, BLOCK * round(_TASK_WORK / fan_out / BLOCK))
+        tasks += [(layer, k0, min(k0 + rows, fan_in)) for k0 in range(0, fan_in, rows)]
+        tasks.append((layer, -1, -1))
+    work = [max(k1 - k0, 1) * int(units[layer + 1]) for layer, k0, k1 in tasks]
+    before = np.cumsum([0] + work[:-1])
+    return np.asarray([task + (b, w) for task, b, w in zip(tasks, before, work)], dtype=np.int64)
+
+
+@njit(**JIT)
+def task_share(tasks, i, n_shares):
+    """The share (0..n_shares-1) of region 2's work that task i belongs to: the
+    one the middle of its work falls in, so that shares are contiguous runs of
+    tasks with close to equal work."""
+    last = tasks.shape[0] - 1
+    total = tasks[last, 3] + tasks[last, 4]
+    return n_shares * (2 * tasks[i, 3] + tasks[i, 4]) // (2 * total)
+
+
+class Workspace:
+    """Every buffer a network of `units` needs for minibatches of up to
+    `capacity` rows, allocated once, outside every loop. `gather` asks for
+    buffers to copy minibatch rows into; `max_nnz` is None for a dense
+    input and, for a sparse one, the most stored values a batch holds (0 too:
+    the column pointers of a batch's transpose are sized by the features);
+    backward=False sizes it for forward passes only; dropout asks for the
+    pre-dropout activations of the hidden layers."""
+
+    def __init__(self, units, capacity, dtype, *, gather=False, max_nnz=None, backward=True, dropout=False):
+        units = np.asarray(units, dtype=np.int64)
+        width = int(units[1:].sum())
+        # A forward pass alone (predict, validation) needs no deltas, and wᵀ only for narrow layers.
+        backward_width = width if backward else 0
+        rows = capacity if gather else 0
+        sparse = max_nnz is not None
+        tasks = gradient_task_table(units)
+        self.buffers = Buffers(
+            x_batch=np.empty((0 if sparse else rows, units[0]), dtype=dtype),
+            y_batch=np.empty((rows, units[-1]), dtype=dtype),
+            sw_batch=np.empty(rows, dtype=dtype),
+            activations=np.empty(capacity * width, dtype=dtype),
+            deltas=np.empty(capacity * backward_width, dtype=dtype),
+            losses=np.empty(capacity, dtype=np.float64),
+            undropped=np.empty((capacity if dropout else 0, int(units[1:-1].max(initial=0))), dtype=dtype),
+            coefs_t=np.empty(int((units[1:-1] * units[2:]).sum()), dtype=dtype),
+            coef_grads_t=np.empty(int((units[1:-1] * units[2:]).sum()) if backward else 0, dtype=dtype),
+            col_data=np.empty(max_nnz if sparse else 0, dtype=dtype),
+            # A batch's transpose: its stored values' rows, then fan_in + 1 column pointers.
+            index_scratch=np.empty(max_nnz + units[0] + 1 if sparse else 0, dtype=np.int64),
+            tasks=tasks,
+            task_penalty=np.empty(len(tasks), dtype=np.float64),
+            penalty_columns=np.empty((len(tasks), int(units[1:].max())), dtype=np.float64),
+        )
+        self.capacity = capacity
+
+    def __getattr__(self, name):
+        # The buffers by name: work.activations, work.penalty_columns, ...
+        try:
+            return getattr(self.__dict__["buffers"], name)
+        except (KeyError, AttributeError):
+            raise AttributeError(name) from None
+
+
+@njit(**JIT)
+def gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n0, n1):
+    """Copy the minibatch's rows n0..n1-1 (rows[n] of the input) into the batch
+    buffers; the targets and weights only when Y is given."""
+    for n in range(n0, n1):
+        if not sparse:
+            copy_row(X[rows[n]], x_batch[n])
+        if Y.shape[0] > 0:
+            copy_row(Y[rows[n]], y_batch[n])
+            sw_batch[n] = sample_weight[rows[n]]
+
+
+@intrinsic
+def _prefetch(typingctx, array, i, j):
+    """Ask the caches for the line holding array[i, j], without waiting for it."""
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array_struct = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, array_struct, args[1:])
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), "llvm.prefetch.p0")
+        # read (0), keep in all cache levels (3), data (1)
+        builder.call(prefetch, [pointer, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, i, j), codegen
+
+
+@njit(**JIT)
+def prefetch_rows(X, rows, Y, sparse):
+    """Start loading the rows `rows` of the input that the next minibatch will
+    gather: random rows of a large X are cache and TLB misses, which then
+    overlap this minibatch's work instead of stalling the next one's gather."""
+    x_step = max(1, _CACHE_LINE // X.itemsize)
+    for n in range(rows.shape[0]):
+        if not sparse:
+            for k in range(0, X.shape[1], x_step):
+                _prefetch(X, rows[n], k)
+        if Y.shape[0] > 0:
+            _prefetch(Y, rows[n], 0)
+
+
+@njit(**JIT)
+def forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
+                           act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                           x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, share, n_shares):
+    """Region 1's work for one thread: share `share` of `n_shares` of the
+    minibatch's blocks of 4 rows, all gathered first (rows[n] of the input;
+    none when rows is empty) so that the loads of many rows are in flight at
+    once, then taken PASS_ROWS at a time through the forward pass and, given
+    targets Y, s_n ℓ_n, BP1 and BP2. The share's part of next_rows, the next
+    minibatch's rows, is prefetched meanwhile. With dropout > 0 the hidden
+    units are thinned, row n being the sample at position0 + n of the epoch.
+
+    Parameters
+    ----------
+    params, coefs_t : 1-D arrays
+        The flat parameters, and the wᵀ of layers 1..L-1 (see coef_t_view).
+    units : int64 array
+        Layer widths, inputs first.
+    inputs : Inputs
+        The whole input, dense or CSR; read only.
+    rows, next_rows : int64 arrays
+        This minibatch's rows of the input (empty: rows 0..n_batch-1, used in
+        place), and the next minibatch's.
+    Y, sample_weight : arrays
+        Targets (n_samples, n_outputs) and weights of the whole input; Y with
+        no rows asks for the forward pass alone.
+    n_batch : int
+        Rows in the minibatch.
+    act_code, out_code, loss_code, eps : int, int, int, float
+        Hidden and output activation codes, loss code, probability clip.
+    dropout, dropout_key, position0 : float, uint64, int
+        Dropout rate, the epoch's mask key, the batch's first position.
+    x_batch, y_batch, sw_batch, activations, deltas, losses, undropped : arrays
+        The workspace buffers this region writes (see Workspace).
+    share, n_shares : int
+        Which contiguous share of the blocks this call takes.
+    """
+    X, data, indices, indptr = inputs
+    n_blocks = (n_batch + BLOCK - 1) // BLOCK
+    n0 = share * n_blocks // n_shares * BLOCK
+    n1 = min((share + 1) * n_blocks // n_shares * BLOCK, n_batch)
+    gather = rows.shape[0] > 0
+    sparse = indptr.shape[0] > 0
+    if gather:
+        gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n0, n1)
+        n_next = next_rows.shape[0]
+        prefetch_rows(X, next_rows[share * n_next // n_shares : (share + 1) * n_next // n_shares], Y, sparse)
+    x = x_batch if gather else X
+    y = y_batch if gather and Y.shape[0] > 0 else Y
+    sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight
+    n_layers = units.shape[0] - 1
+    for m0 in range(n0, n1, PASS_ROWS):
+        m1 = min(m0 + PASS_ROWS, n1)
+        a_out = layer_rows(activations, units, 1, n_batch)
+        code = out_code if n_layers == 1 else act_code
+        if sparse:
+            forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, 0),
+                                intercept_view(params, units, 0), code, a_out, m0, m1)
+        else:
+            forward_rows(x, coef_view(params, units, 0), coef_t_view(coefs_t, units, 0),
+                         intercept_view(params, units, 0), code, a_out, m0, m1)
+        for layer in range(1, n_layers):
+            if dropout > 0.0:
+                drop_rows(a_out, m0, m1, dropout_key, position0, hidden_unit_offset(units, layer), dropout)
+            a_in = a_out
+            a_out = layer_rows(activations, units, layer + 1, n_batch)
+            code = out_code if layer == n_layers - 1 else act_code
+            # A narrow layer takes dot products with its wᵀ; any other, row updates with w.
+            coefs_t_layer = coef_t_view(coefs_t, units, layer) if is_narrow(units, layer) else coefs_t[:0].reshape((0, 0))
+            forward_rows(a_in, coef_view(params, units, layer), coefs_t_layer, intercept_view(params, units, layer),
+                         code, a_out, m0, m1)
+        if Y.shape[0] == 0:
+            continue
+
+        for n in range(m0, m1):
+            losses[n] = sw[n] * sample_loss(loss_code, out_code, a_out, y, eps, n)
+        delta = layer_rows(deltas, units, n_layers, n_batch)
+        output_delta(loss_code, out_code, a_out, y, sw, delta, m0, m1)
+        for layer in range(n_layers - 1, 0, -1):
+            delta_prev = layer_rows(deltas, units, layer, n_batch)
+            activations_prev = layer_rows(activations, units, layer, n_batch)
+            if dropout > 0.0:
+                unit0 = hidden_unit_offset(units, layer)
+                undropped_prev = undropped[:n_batch, : units[layer]]
+                undropped_rows(activations_prev, undropped_prev, m0, m1, dropout_key, position0, unit0, dropout)
+                backward_rows(delta, coef_t_view(coefs_t, units, layer), undropped_prev, act_code, delta_prev, m0, m1)
+                drop_rows(delta_prev, m0, m1, dropout_key, position0, unit0, dropout)
+            else:
+                backward_rows(delta, coef_t_view(coefs_t, units, layer), activations_prev, act_code, delta_prev,
+                              m0, m1)
+            delta = delta_prev
+
+
+@njit(**JIT)
+def gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
+                  activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                  opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, share, n_shares):
+    """Region 2's work for one thread: the tasks of share `share` of `n_shares`
+    (contiguous runs of close to equal work), each BP3 or BP4 for its rows,
+    their ‖w‖² (before any update), and given optimizer state (first not
+    empty), the step and wᵀ refresh of those rows.
+
+    Parameters
+    ----------
+    params, grads, coefs_t, coef_grads_t : 1-D arrays
+        Flat parameters and gradients, wᵀ and its gradient scratch.
+    units, tasks : int64 arrays
+        Layer widths; the task table (see gradient_task_table).
+    task_penalty, penalty_columns : float64 arrays
+        Each task's ‖w‖², and its column sums scratch.
+    x : 2-D array
+        The minibatch's input rows (dense); ignored when col_ptr is not empty.
+    n_batch : int
+        Rows in the minibatch.
+    activations, deltas : 1-D arrays
+        Region 1's results (see layer_rows).
+    col_data, col_rows, col_ptr : arrays
+        A sparse minibatch transposed to CSC; empty for a dense one.
+    alpha, weight_sum : float
+        L2 strength and Σ_n s_n.
+    opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon
+        The optimizer's step (see _optimizers.update_slice); empty state: none.
+    share, n_shares : int
+        Which share of the task list this call takes.
+    """
+    scale = 1.0 / weight_sum
+    for i in range(tasks.shape[0]):
+        if task_share(tasks, i, n_shares) != share:
+            continue
+        layer, k0, k1 = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+        fan_out = units[layer + 1]
+        delta = layer_rows(deltas, units, layer + 1, n_batch)
+        if k0 < 0:
+            task_penalty[i] = 0.0
+            intercept_grads_of(delta, scale, intercept_view(grads, units, layer))
+            lo = intercept_start(units, layer)
+            hi = lo + fan_out
+        else:
+            coefs = coef_view(params, units, layer)
+            task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[i])
+            coef_grads = coef_view(grads, units, layer)
+            if is_narrow(units, layer):
+                coef_grad_rows_narrow(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
+                                      coef_t_view(coef_grads_t, units, layer), coef_grads)
+            elif layer == 0 and col_ptr.shape[0] > 0:
+                coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1)
+            elif layer == 0:
+                coef_grad_rows(x, delta, coefs, alpha, scale, coef_grads, k0, k1)
+            else:
+                coef_grad_rows(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
+                               coef_grads, k0, k1)
+            lo = coef_start(units, layer) + k0 * fan_out
+            hi = coef_start(units, layer) + k1 * fan_out
+        if first.shape[0] > 0:
+            update_slice(opt_code, params, grads, first, second, lo, hi, step_size, momentum, nesterov,
+                         beta_1, beta_2, epsilon)
+            if k0 >= 0 and layer > 0:
+                transpose_rows(coef_view(params, units, layer), coef_t_view(coefs_t, units, layer), k0, k1)
+
+
+@njit(**JIT)
+def add_layer_norms(grads, units, scratch, norms):
+    """norms[l] += ‖∂C/∂w^l‖ (Frobenius, the L2 term included) for every layer."""
+    for layer in range(units.shape[0] - 1):
+        norms[layer] += np.sqrt(squared_norm_rows(coef_view(grads, units, layer), 0, units[layer], scratch))
+
+
+@njit(**PARALLEL_JIT)
+def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms, grads, work, step, threads,
+              gradient_norms):
+    """Every minibatch of an epoch: region 1, the batch's loss, region 2 (the
+    gradients and, given optimizer state, the update), on Numba's `threads`
+    threads (serially when 1, outside Numba's thread pool).
+
+    Parameters
+    ----------
+    params : 1-D array
+        The flat parameters (see _params), updated in place by a step.
+    units : int64 array
+        Layer widths, inputs first.
+    inputs : Inputs
+        The input, dense or CSR.
+    Y, sample_weight : arrays
+        Targets (n_samples, n_outputs), C-contiguous, and sample weights;
+        Y with no rows asks for the forward pass alone (predict): the output
+        activations are then the last layer's rows in work.activations.
+    order : int64 array
+        The epoch's rows, in minibatch order, gathered into the workspace; an
+        empty order takes all rows in place as one batch.
+    batch_size : int
+        Rows per minibatch; at least the rows of the input when order is empty.
+    terms : Terms
+        Activation and loss codes, α, the probability clip eps, the data term's
+        scale and dropout's rate and key.
+    grads : 1-D array
+        Receives the last minibatch's gradients, in params' layout.
+    work : Buffers
+        The workspace (see Workspace), sized for batch_size rows.
+    step : Step
+        The optimizer (see _optimizers.Optimizer.step); no_step(dtype) for none.
+    threads : int
+        Threads for both regions.
+    gradient_norms : float64 array
+        Receives each layer's ‖∂C/∂w‖ averaged over the minibatches; empty: none.
+
+    Returns
+    -------
+    total : float
+        Σ over minibatches of (data_scale × data loss + penalty) × rows.
+    t : int
+        The optimizer's step count after the epoch.
+    data_loss, penalty : float
+        The last minibatch's Σ s_n ℓ_n / Σ s_n and ½ α Σ‖w‖² / Σ s_n.
+    """
+    # Plain arrays from here on: no bundle of arrays enters a prange body.
+    x_batch, y_batch, sw_batch = work.x_batch, work.y_batch, work.sw_batch
+    activations, deltas, losses, undropped = work.activations, work.deltas, work.losses, work.undropped
+    coefs_t, coef_grads_t, col_data, index_scratch = work.coefs_t, work.coef_grads_t, work.col_data, work.index_scratch
+    tasks, task_penalty, penalty_columns = work.tasks, work.task_penalty, work.penalty_columns
+    data, indices, indptr = inputs.data, inputs.indices, inputs.indptr
+    act_code, out_code, loss_code = terms.act_code, terms.out_code, terms.loss_code
+    eps, alpha, dropout, dropout_key = terms.eps, terms.alpha, terms.dropout, terms.dropout_key
+    opt_code, first, second, t = step.code, step.first, step.second, step.t
+
+    for layer in range(1, units.shape[0] - 1):
+        coefs_t_layer = coef_t_view(coefs_t, units, layer)
+        for k in range(units[layer]):
+            transpose_rows(coef_view(params, units, layer), coefs_t_layer, k, k + 1)
+    gather = order.shape[0] > 0
+    sparse = indptr.shape[0] > 0
+    n_samples = order.shape[0] if gather else (indptr.shape[0] - 1 if sparse else inputs.X.shape[0])
+    fan_in = units[0]
+    total = data_loss = penalty = 0.0
+    n_batches = 0
+    for start in range(0, n_samples, batch_size):
+        stop = min(start + batch_size, n_samples)
+        n_batch = stop - start
+        n_batches += 1
+        rows = order[start:stop]
+        next_rows = order[stop : stop + batch_size]
+        n_shares = min(threads, (n_batch + BLOCK - 1) // BLOCK)
+        # The share number as int64 in both branches: prange's index is unsigned, and
+        # each integer type would compile the region's function again.
+        if n_shares == 1:
+            for share in range(n_shares):
+                forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
+                                       act_code, out_code, loss_code, eps, dropout, dropout_key, start,
+                                       x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
+                                       np.int64(share), n_shares)
+        else:
+            for share in prange(n_shares):
+                forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
+                                       act_code, out_code, loss_code, eps, dropout, dropout_key, start,
+                                       x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
+                                       np.int64(share), n_shares)
+        if Y.shape[0] == 0:
+            continue
+
+        sw = sw_batch if gather else sample_weight
+        weight_sum = 0.0
+        data_sum = 0.0
+        for n in range(n_batch):
+            weight_sum += sw[n]
+            data_sum += losses[n]
+        if sparse:
+            nnz = 0
+            for n in range(n_batch):
+                row = rows[n] if gather else n
+                nnz += indptr[row + 1] - indptr[row]
+            col_rows = index_scratch[:nnz]
+            col_ptr = index_scratch[nnz : nnz + fan_in + 1]
+            batch_csr_to_csc(data, indices, indptr, rows, n_batch, fan_in, col_data, col_rows, col_ptr)
+        else:
+            col_rows = index_scratch[:0]
+            col_ptr = index_scratch[:0]
+        x = x_batch[:n_batch] if gather else inputs.X
+        step_size = 0.0
+        if first.shape[0] > 0:
+            t += 1
+            step_size = step_rate(opt_code, step.learning_rate, step.beta_1, step.beta_2, t)
+        momentum, nesterov, beta_1, beta_2, epsilon = step.momentum, step.nesterov, step.beta_1, step.beta_2, step.epsilon
+        n_shares = min(threads, tasks.shape[0])
+        if n_shares == 1:
+            for share in range(n_shares):
+                gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x,
+                              n_batch, activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                              opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon,
+                              np.int64(share), n_shares)
+        else:
+            for share in prange(n_shares):
+                gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x,
+                              n_batch, activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                              opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon,
+                              np.int64(share), n_shares)
+        penalty_sum = 0.0
+        for i in range(task_penalty.shape[0]):
+            penalty_sum += task_penalty[i]
+        data_loss = data_sum / weight_sum
+        penalty = 0.5 * alpha * penalty_sum / weight_sum
+        total += (terms.data_scale * data_loss + penalty) * n_batch
+        if gradient_norms.shape[0] > 0:
+            add_layer_norms(grads, units, penalty_columns[0], gradient_norms)
+    for layer in range(gradient_norms.shape[0]):
+        gradient_norms[layer] /= n_batches
+    return total, t, data_loss, penalty
+
+
+def terms(codes, alpha=0.0, eps=0.0, data_scale=1.0, dropout=(0.0, 0)):
+    """The Terms of a call, each field cast to the one type the compiled code takes."""
+    act_code, out_code, loss_code = codes
+    rate, key = dropout
+    return Terms(int(act_code), int(out_code), int(loss_code), float(alpha), float(eps), float(data_scale),
+                 float(rate), np.uint64(key))
+
+
+def _check_array(name, array, dtype, ndim):
+    if not (isinstance(array, np.ndarray) and array.dtype == dtype and array.ndim == ndim
+            and array.flags.c_contiguous and array.flags.writeable and array.flags.aligned):
+        raise TypeError(
+            f"{name} must be a writeable, aligned, C-contiguous {ndim}-d {np.dtype(dtype).name} array, got "
+            f"{getattr(array, 'dtype', type(array).__name__)} {getattr(array, 'shape', '')} "
+            f"{'' if not isinstance(array, np.ndarray) else dict(c_contiguous=array.flags.c_contiguous, writeable=array.flags.writeable)}"
+        )
+
+
+# The type of every array argument of run_epoch, by name: "f" the parameters'
+# float dtype, "i" int64, "d" float64, and the number of dimensions.
+_ARRAY_KINDS = {
+    "params": ("f", 1), "units": ("i", 1), "Y": ("f", 2), "sample_weight": ("f", 1), "order": ("i", 1),
+    "grads": ("f", 1), "gradient_norms": ("d", 1),
+    "X": ("f", 2), "data": ("f", 1), "indices": ("i", 1), "indptr": ("i", 1),
+    "x_batch": ("f", 2), "y_batch": ("f", 2), "sw_batch": ("f", 1), "activations": ("f", 1), "deltas": ("f", 1),
+    "losses": ("d", 1), "undropped": ("f", 2), "coefs_t": ("f", 1), "coef_grads_t": ("f", 1), "col_data": ("f", 1),
+    "index_scratch": ("i", 1), "tasks": ("i", 2), "task_penalty": ("d", 1), "penalty_columns": ("d", 2),
+    "first": ("f", 1), "second": ("f", 1),
+}
+_SCALAR_KINDS = {int: (int, np.integer), float: (float,), bool: (bool, np.bool_), np.uint64: (np.uint64,)}
+
+
+def check_call(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step, threads,
+               gradient_norms):
+    """Check every argument of run_epoch against the one signature compiled
+    per float dtype: any other type (a read-only or strided array, an integer
+    dtype, a Python int for a float) would make Numba compile the whole epoch
+    again, and an array of another dtype mixed in would be read as garbage.
+    Raises TypeError naming the argument."""
+    dtype = params.dtype
+    if dtype not in (np.float64, np.float32):
+        raise TypeError(f"params must be float64 or float32, got {dtype}.")
+    kinds = {"f": dtype, "i": np.int64, "d": np.float64}
+    arrays = dict(params=params, units=units, Y=Y, sample_weight=sample_weight, order=order, grads=grads,
+                  gradient_norms=gradient_norms, **inputs._asdict(), **work._asdict(), first=step.first,
+                  second=step.second)
+    for name, array in arrays.items():
+        kind, ndim = _ARRAY_KINDS[name]
+        _check_array(name, array, kinds[kind], ndim)
+    scalars = dict(batch_size=(batch_size, int), threads=(threads, int), code=(step.code, int), t=(step.t, int),
+                   learning_rate=(step.learning_rate, float), momentum=(step.momentum, float),
+                   nesterov=(step.nesterov, bool), beta_1=(step.beta_1, float), beta_2=(step.beta_2, float),
+                   epsilon=(step.epsilon, float), act_code=(terms_.act_code, int), out_code=(terms_.out_code, int),
+                   loss_code=(terms_.loss_code, int), alpha=(terms_.alpha, float), eps=(terms_.eps, float),
+                   data_scale=(terms_.data_scale, float), dropout=(terms_.dropout, float),
+                   dropout_key=(terms_.dropout_key, np.uint64))
+    for name, (value, kind) in scalars.items():
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, _SCALAR_KINDS[kind]):
+            raise TypeError(f"{name} must be of type {kind.__name__}, got {type(value).__name__}.")
+
+
+def _run(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step, gradient_norms):
+    """run_epoch on kernel_threads() threads, its arguments checked first."""
+    threads = kernel_threads()
+    check_call(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step, threads,
+               gradient_norms)
+    with parallel_launches():
+        return run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step,
+                         threads, gradient_norms)
+
+
+def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale,
+                grads, optimizer, work, gradient_norms, dropout):
+    """One epoch over the rows `order`, in minibatches of batch_size; the
+    optimizer's state is updated in place. Returns Σ_batches (batch loss ×
+    batch length), the batch loss being data_scale × data term + penalty."""
+    total, optimizer.t, _, _ = _run(params, units, inputs, Y, sample_weight, order, batch_size,
+                                    terms(codes, alpha, eps, data_scale, dropout), grads, work.buffers,
+                                    optimizer.step(), gradient_norms)
+    return total
+
+
+def _no_targets(units, dtype):
+    return np.empty((0, int(units[-1])), dtype=dtype), np.empty(0, dtype=dtype)
+
+
+_NO_NORMS = np.empty(0, dtype=np.float64)
+
+
+def forward_pass(params, units, inputs, act_code, out_code, work):
+    """The output activations of all rows of inputs (work sized for them), a
+    view into the workspace."""
+    n = n_samples_of(inputs)
+    Y, sample_weight = _no_targets(units, params.dtype)
+    _run(params, units, inputs, Y, sample_weight, _NO_ROWS, max(n, 1), terms((act_code, out_code, 0)),
+         np.empty(0, dtype=params.dtype), work.buffers, no_step(params.dtype), _NO_NORMS)
+    return layer_rows(work.activations, units, units.shape[0] - 1, n)
+
+
+def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work, dropout=(0.0, 0)):
+    """Loss and gradients over all rows of inputs; writes grads (params' layout).
+    dropout = (p, key) thins the hidden units, the rows being positions 0, 1, …
+    of the epoch whose key it is (work made with dropout=True).
+    Returns (data loss, penalty)."""
+    _, _, data_loss, penalty = _run(params, units, inputs, Y, sample_weight, _NO_ROWS, max(n_samples_of(inputs), 1),
+                                    terms(codes, alpha, eps, 1.0, dropout), grads, work.buffers,
+                                    no_step(params.dtype), _NO_NORMS)
+    return data_loss, penalty
+
+
+def add_gradient_norms(grads, units, work, norms):
+    """norms[l] += ‖∂C/∂w^l‖ (Frobenius, the L2 term included) for every layer."""
+    add_layer_norms(grads, units, work.penalty_columns[0], norms)

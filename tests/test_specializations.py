@@ -1,0 +1,110 @@
+"""One compiled specialization per float dtype, whatever the input's flags.
+
+Numba compiles a function again for every distinct argument type: a read-only
+array, another layout or an integer dtype reaching the compiled epoch would
+cost a user a full compile (18-19 s measured for a read-only y) in the
+middle of a session. The estimators convert every such input before the
+call, and ``_loop.check_call`` refuses anything else.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastbp import MLPClassifier, MLPRegressor, _loop
+from fastbp._cache import compiled_signatures
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(60, 5))
+y = np.arange(60) % 3
+
+
+def _read_only(a):
+    a = np.array(a)
+    a.flags.writeable = False
+    return a
+
+
+def _fit_quietly(est, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(*args, **kwargs)
+
+
+def _odd_inputs(dtype):
+    """(X, y, sample_weight) variants that all train in `dtype`."""
+    Xd = X.astype(dtype)
+    return [
+        (Xd, y, None),
+        (np.asfortranarray(Xd), y, None),
+        (_read_only(Xd), _read_only(y), _read_only(np.ones(60))),
+        (Xd[:, ::-1].copy()[:, ::-1], y.astype(np.int8), np.ones(60, dtype=np.int32)),
+        (Xd, y.astype(np.uint64), np.arange(60) % 2 + 1),
+        (sp.csc_matrix(Xd), y, None),
+        (sp.csr_matrix(Xd), y.astype(np.float32), np.ones(60, dtype=np.float16)),
+    ]
+
+
+def _fit_every_way(Xv, yv, sw):
+    for params in (dict(solver="adam"), dict(solver="sgd", momentum=0, learning_rate_init=1),
+                   dict(solver="lbfgs", alpha=0), dict(solver="adam", early_stopping=True, dropout=0.1)):
+        model = _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0, **params), Xv, yv, sample_weight=sw)
+        model.predict_proba(Xv)
+    regressor = _fit_quietly(MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0), Xv,
+                             y.astype(np.int64))
+    regressor.predict(Xv[:1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_no_input_flag_or_integer_dtype_compiles_anything_again(dtype):
+    plain = _odd_inputs(dtype)[0]
+    _fit_every_way(*plain)
+    before = compiled_signatures()
+    for inputs in _odd_inputs(dtype)[1:]:
+        _fit_every_way(*inputs)
+    assert compiled_signatures() == before
+
+
+def test_integer_weights_assigned_by_hand_predict_without_a_new_specialization():
+    model = _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0), X, y)
+    before = compiled_signatures()
+    expected = model.predict_proba(X[:5])
+    model.coefs_ = [np.rint(c * 4).astype(np.int64) for c in model.coefs_]
+    model.intercepts_ = [np.rint(b * 4).astype(np.int32) for b in model.intercepts_]
+    scaled = model.predict_proba(X[:5])
+    assert scaled.dtype == np.float64 and scaled.shape == expected.shape
+    assert compiled_signatures() == before
+
+
+def test_the_epoch_has_one_signature_per_dtype_it_ran_in():
+    for dtype in (np.float64, np.float32):
+        _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0), X.astype(dtype), y).predict(X.astype(dtype))
+    dtypes = sorted(str(sig[0].dtype) for sig in _loop.run_epoch.signatures)
+    assert dtypes == ["float32", "float64"]
+
+
+def test_a_wrong_argument_type_is_refused_before_the_compiled_code():
+    units = np.array([5, 4, 3])
+    work = _loop.Workspace(units, 60, np.float64)
+    params = np.zeros(5 * 4 + 4 * 3 + 4 + 3)
+    inputs = _loop.input_arrays(X, np.float64)
+    Y = np.zeros((60, 3))
+    codes = (3, 4, 1)
+    grads = np.empty_like(params)
+    for bad, match in [
+        (dict(Y=_read_only(Y)), "Y must be a writeable"),
+        (dict(Y=np.asfortranarray(np.zeros((60, 3)))[:, :3].T.copy().T), "Y must be"),
+        (dict(sample_weight=np.ones(60, dtype=np.int64)), "sample_weight must be"),
+        (dict(grads=grads.astype(np.float32)), "grads must be"),
+    ]:
+        args = dict(Y=Y, sample_weight=np.ones(60), grads=grads)
+        args.update(bad)
+        with pytest.raises(TypeError, match=match):
+            _loop.backprop(params, units, inputs, args["Y"], args["sample_weight"], codes, 0.0, 1e-16,
+                           args["grads"], work)
+    with pytest.raises(TypeError, match="alpha must be of type float"):
+        _loop.check_call(params, units, inputs, Y, np.ones(60), _loop._NO_ROWS, 60,
+                         _loop.Terms(3, 4, 1, 1, 0.0, 1.0, 0.0, np.uint64(0)), grads, work.buffers,
+                         _loop.no_step(np.float64), 1, _loop._NO_NORMS)
