@@ -1,5 +1,5 @@
 """The loop kernels: backprop's four equations as explicit loops over a block
-of rows. ``_network`` runs them inside its two parallel regions per minibatch.
+of rows. ``_loop`` runs them inside its two parallel regions per minibatch.
 
 Layout: activations and deltas are (n_samples, n_units) row-major arrays and
 coefs[l] is (fan_in, fan_out), w_kj from input k to neuron j. Every hot loop
@@ -8,7 +8,13 @@ vectorizes without reordering any sum: each element is summed in the same
 order whatever the thread count or the block it falls in.
 
 Indices: n sample, j neuron of this layer, k neuron of the layer below.
+
+A constant passed to a compiled function goes as np.int64(0) or np.bool_(True),
+never as a bare 0 or True here and in ``_loop``: Numba types a bare constant
+as a literal and compiles the callee once for each literal value it is given.
 """
+
+import numpy as np
 
 from ._activations import activate_rows, multiply_derivative_rows
 from ._cache import njit
@@ -64,7 +70,7 @@ def accumulate_product_rows(A, B, C, r0, r1, a_transposed):
             t += BLOCK
         _accumulate_rank1(A, B, C, r, r + BLOCK, t, n_terms, a_transposed)
         r += BLOCK
-    _accumulate_rank1(A, B, C, r, r1, 0, n_terms, a_transposed)
+    _accumulate_rank1(A, B, C, r, r1, np.int64(0), n_terms, a_transposed)
 
 
 @njit(**JIT)
@@ -151,7 +157,7 @@ def forward_rows(activations_in, coefs, coefs_t, intercepts, act_code, activatio
     if coefs_t.shape[0] > 0:
         dot_product_rows(activations_in, coefs_t, activations_out, n0, n1)
     else:
-        accumulate_product_rows(activations_in, coefs, activations_out, n0, n1, False)
+        accumulate_product_rows(activations_in, coefs, activations_out, n0, n1, np.bool_(False))
     activate_rows(act_code, activations_out, n0, n1)
 
 
@@ -175,7 +181,7 @@ def forward_rows_sparse(data, indices, indptr, rows, coefs, intercepts, act_code
 def backward_rows(delta, coefs_t, activations_prev, act_code, delta_prev, n0, n1):
     """δ^{l-1}_k = (Σ_j w_kj δ^l_j) σ'(z^{l-1}_k), with coefs_t[j, k] = w_kj (BP2)."""
     zero_rows(delta_prev, n0, n1)
-    accumulate_product_rows(delta, coefs_t, delta_prev, n0, n1, False)
+    accumulate_product_rows(delta, coefs_t, delta_prev, n0, n1, np.bool_(False))
     multiply_derivative_rows(act_code, activations_prev, delta_prev, n0, n1)
 
 
@@ -183,7 +189,7 @@ def backward_rows(delta, coefs_t, activations_prev, act_code, delta_prev, n0, n1
 def coef_grad_rows(activations_prev, delta, coefs, alpha, scale, coef_grads, k0, k1):
     """∂C/∂w_kj = (Σ_n a_nk δ_nj + α w_kj) / Σ_n s_n for rows k0..k1-1 (BP4)."""
     zero_rows(coef_grads, k0, k1)
-    accumulate_product_rows(activations_prev, delta, coef_grads, k0, k1, True)
+    accumulate_product_rows(activations_prev, delta, coef_grads, k0, k1, np.bool_(True))
     _add_penalty_and_scale(coefs, alpha, scale, coef_grads, k0, k1)
 
 
@@ -192,10 +198,11 @@ def coef_grad_rows_narrow(activations_prev, delta, coefs, alpha, scale, coef_gra
     """∂C/∂w_kj of a narrow layer, all rows (BP4): (∂C/∂w)ᵀ_jk = Σ_n δ_nj a_nk
     as row updates along k, transposed. Each sum runs over n in the same order
     as in coef_grad_rows, so the result is the same to the last bit."""
-    zero_rows(coef_grads_t, 0, coef_grads_t.shape[0])
-    accumulate_product_rows(delta, activations_prev, coef_grads_t, 0, coef_grads_t.shape[0], True)
-    transpose_rows(coef_grads_t, coef_grads, 0, coef_grads_t.shape[0])
-    _add_penalty_and_scale(coefs, alpha, scale, coef_grads, 0, coefs.shape[0])
+    first = np.int64(0)
+    zero_rows(coef_grads_t, first, coef_grads_t.shape[0])
+    accumulate_product_rows(delta, activations_prev, coef_grads_t, first, coef_grads_t.shape[0], np.bool_(True))
+    transpose_rows(coef_grads_t, coef_grads, first, coef_grads_t.shape[0])
+    _add_penalty_and_scale(coefs, alpha, scale, coef_grads, first, coefs.shape[0])
 
 
 @njit(**JIT)

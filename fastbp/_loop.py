@@ -192,7 +192,9 @@ class Workspace:
             activations=np.empty(capacity * width, dtype=dtype),
             deltas=np.empty(capacity * backward_width, dtype=dtype),
             losses=np.empty(capacity, dtype=np.float64),
-            undropped=np.empty((capacity if dropout else 0, int(units[1:-1].max(initial=0))), dtype=dtype),
+            # Laid out as the activations (see layer_rows): each layer's rows apart, so that
+            # threads writing their rows of one layer never touch another's rows of the next.
+            undropped=np.empty(capacity * width if dropout else 0, dtype=dtype),
             coefs_t=np.empty(int((units[1:-1] * units[2:]).sum()), dtype=dtype),
             coef_grads_t=np.empty(int((units[1:-1] * units[2:]).sum()) if backward else 0, dtype=dtype),
             col_data=np.empty(max_nnz if sparse else 0, dtype=dtype),
@@ -307,16 +309,17 @@ def forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, s
     y = y_batch if gather and Y.shape[0] > 0 else Y
     sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight
     n_layers = units.shape[0] - 1
+    first = np.int64(0)
     for m0 in range(n0, n1, PASS_ROWS):
         m1 = min(m0 + PASS_ROWS, n1)
-        a_out = layer_rows(activations, units, 1, n_batch)
+        a_out = layer_rows(activations, units, first + 1, n_batch)
         code = out_code if n_layers == 1 else act_code
         if sparse:
-            forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, 0),
-                                intercept_view(params, units, 0), code, a_out, m0, m1)
+            forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, first),
+                                intercept_view(params, units, first), code, a_out, m0, m1)
         else:
-            forward_rows(x, coef_view(params, units, 0), coef_t_view(coefs_t, units, 0),
-                         intercept_view(params, units, 0), code, a_out, m0, m1)
+            forward_rows(x, coef_view(params, units, first), coef_t_view(coefs_t, units, first),
+                         intercept_view(params, units, first), code, a_out, m0, m1)
         for layer in range(1, n_layers):
             if dropout > 0.0:
                 drop_rows(a_out, m0, m1, dropout_key, position0, hidden_unit_offset(units, layer), dropout)
@@ -339,7 +342,7 @@ def forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, s
             activations_prev = layer_rows(activations, units, layer, n_batch)
             if dropout > 0.0:
                 unit0 = hidden_unit_offset(units, layer)
-                undropped_prev = undropped[:n_batch, : units[layer]]
+                undropped_prev = layer_rows(undropped, units, layer, n_batch)
                 undropped_rows(activations_prev, undropped_prev, m0, m1, dropout_key, position0, unit0, dropout)
                 backward_rows(delta, coef_t_view(coefs_t, units, layer), undropped_prev, act_code, delta_prev, m0, m1)
                 drop_rows(delta_prev, m0, m1, dropout_key, position0, unit0, dropout)
@@ -420,7 +423,7 @@ def gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penal
 def add_layer_norms(grads, units, scratch, norms):
     """norms[l] += ‖∂C/∂w^l‖ (Frobenius, the L2 term included) for every layer."""
     for layer in range(units.shape[0] - 1):
-        norms[layer] += np.sqrt(squared_norm_rows(coef_view(grads, units, layer), 0, units[layer], scratch))
+        norms[layer] += np.sqrt(squared_norm_rows(coef_view(grads, units, layer), np.int64(0), units[layer], scratch))
 
 
 @njit(**PARALLEL_JIT)
@@ -588,7 +591,7 @@ _ARRAY_KINDS = {
     "grads": ("f", 1), "gradient_norms": ("d", 1),
     "X": ("f", 2), "data": ("f", 1), "indices": ("i", 1), "indptr": ("i", 1),
     "x_batch": ("f", 2), "y_batch": ("f", 2), "sw_batch": ("f", 1), "activations": ("f", 1), "deltas": ("f", 1),
-    "losses": ("d", 1), "undropped": ("f", 2), "coefs_t": ("f", 1), "coef_grads_t": ("f", 1), "col_data": ("f", 1),
+    "losses": ("d", 1), "undropped": ("f", 1), "coefs_t": ("f", 1), "coef_grads_t": ("f", 1), "col_data": ("f", 1),
     "index_scratch": ("i", 1), "tasks": ("i", 2), "task_penalty": ("d", 1), "penalty_columns": ("d", 2),
     "first": ("f", 1), "second": ("f", 1),
 }
