@@ -15,6 +15,7 @@ import copy
 
 import numpy as np
 # From the defining module, not sklearn.neural_network, whose names fastbp.patch_sklearn replaces.
+from sklearn.base import ClassifierMixin
 from sklearn.neural_network._multilayer_perceptron import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network._multilayer_perceptron import MLPRegressor as SkMLPRegressor
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
@@ -33,9 +34,7 @@ _FITTED = (
 
 def sklearn_class(fastbp_class):
     """scikit-learn's estimator class matching a fastbp class."""
-    from ._mlp import MLPClassifier
-
-    return SkMLPClassifier if issubclass(fastbp_class, MLPClassifier) else SkMLPRegressor
+    return SkMLPClassifier if issubclass(fastbp_class, ClassifierMixin) else SkMLPRegressor
 
 
 def _copy_fitted(source, target):

@@ -21,21 +21,11 @@ SQUARED_ERROR, LOG_LOSS, POISSON = range(3)
 
 LOSS_CODES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS, "poisson": POISSON}
 
-# The output activation whose derivative cancels against the loss's, so that
-# δ^L = a − y.
-CANONICAL_OUTPUT = {"squared_error": "identity", "log_loss": None, "poisson": "exp"}
-
 ALLOWED_OUTPUTS = {
     "squared_error": ("identity", "logistic", "tanh", "relu", "softmax", "exp"),
     "log_loss": ("softmax", "logistic"),
     "poisson": ("exp", "logistic", "softmax"),
 }
-
-
-def is_canonical(loss, out_activation):
-    if loss == "log_loss":
-        return True
-    return CANONICAL_OUTPUT[loss] == out_activation
 
 
 @njit(**JIT)

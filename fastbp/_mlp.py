@@ -36,6 +36,7 @@ from ._backends import BACKENDS
 from ._functional import loss_value
 from ._loop import layer_rows
 from ._interrupt import deferred_interrupt
+from ._labels import binarize, fit_labels
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack
@@ -77,47 +78,6 @@ def _snapshot(state, memo):
         else copy.deepcopy(value, memo)
         for name, value in state.items()
     }
-
-
-def _fit_labels(y):
-    """A LabelBinarizer fitted on y, and y binarized as booleans.
-
-    A 1-d integer or boolean y with two classes or more is encoded by one
-    np.unique: its type is "binary" or "multiclass" by its count of classes
-    alone, as scikit-learn's type_of_target decides for integers, and the
-    classes' indices make the indicator matrix. LabelBinarizer's fit and
-    transform check the target three times over, 2.1 ms of a 50000-sample fit.
-    """
-    if y.ndim == 1 and y.dtype.kind in "biu":
-        classes, index = np.unique(y, return_inverse=True)
-        if len(classes) >= 2:
-            label_binarizer = LabelBinarizer()
-            label_binarizer.classes_ = classes
-            label_binarizer.y_type_ = "binary" if len(classes) == 2 else "multiclass"
-            label_binarizer.sparse_input_ = False
-            return label_binarizer, _indicator(index, len(classes))
-    label_binarizer = LabelBinarizer().fit(y)
-    return label_binarizer, _binarize(label_binarizer, y)
-
-
-def _binarize(label_binarizer, y):
-    """label_binarizer.transform(y) as booleans. For a 1-d y whose labels are
-    all among its classes (the caller has checked), the indicator matrix is
-    built directly, without transform's second round of target checks."""
-    classes = label_binarizer.classes_
-    if y.ndim != 1 or label_binarizer.y_type_.startswith("multilabel") or len(classes) < 2:
-        return label_binarizer.transform(y).astype(bool)
-    return _indicator(np.searchsorted(classes, y), len(classes))
-
-
-def _indicator(index, n_classes):
-    """Class indices as LabelBinarizer's boolean matrix: one column per class,
-    or for two classes a single column, true for the second."""
-    if n_classes == 2:
-        return (index == 1).reshape(-1, 1)
-    Y = np.zeros((index.shape[0], n_classes), dtype=bool)
-    Y[np.arange(index.shape[0]), index] = True
-    return Y
 
 
 def _check_class_weight(class_weight, classes, per_class):
@@ -1093,7 +1053,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
-            self._label_binarizer, Y = _fit_labels(y)
+            self._label_binarizer, Y = fit_labels(y)
             self.classes_ = self._label_binarizer.classes_
             return X, Y
         classes = unique_labels(y)
@@ -1108,7 +1068,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                 f"'y' has {classes}."
             )
-        return X, _binarize(self._label_binarizer, y)
+        return X, binarize(self._label_binarizer, y)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)

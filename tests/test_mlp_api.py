@@ -523,7 +523,7 @@ def test_partial_fit_chunks_are_binarized_like_label_binarizer(labels):
     for the classes of the data and for a chunk holding a subset of them."""
     from sklearn.preprocessing import LabelBinarizer
 
-    from fastbp._mlp import _binarize
+    from fastbp._labels import binarize as _binarize
 
     binarizer = LabelBinarizer().fit(labels)
     for y in (labels, labels[labels != labels[0]], labels[:1]):
