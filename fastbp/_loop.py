@@ -30,7 +30,9 @@ an empty (0, 0) array): a sparse X only changes the first layer's forward pass
 and gradient sums, which loop over the stored nonzeros.
 """
 
-from collections import namedtuple
+import threading
+from collections import OrderedDict, namedtuple
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,8 +61,8 @@ from ._kernels import (
 )
 from ._losses import output_delta, sample_loss
 from ._optimizers import no_step, step_rate, update_slice
-from ._params import coef_start, coef_view, intercept_start, intercept_view
-from ._threads import kernel_threads, parallel_launches
+from ._params import coef_start, coef_view, intercept_start, intercept_view, n_params
+from ._threads import forward_threads, kernel_threads, parallel_launches
 
 # Region 1 takes this many rows through a layer before moving to the next
 # one: enough to amortize each kernel's entry, few enough that a share of a
@@ -184,7 +186,8 @@ class Workspace:
         backward_width = width if backward else 0
         rows = capacity if gather else 0
         sparse = max_nnz is not None
-        tasks = gradient_task_table(units)
+        # Region 2, its tasks and their scratch, only where gradients are taken.
+        tasks = gradient_task_table(units) if backward else np.empty((0, 5), dtype=np.int64)
         self.buffers = Buffers(
             x_batch=np.empty((0 if sparse else rows, units[0]), dtype=dtype),
             y_batch=np.empty((rows, units[-1]), dtype=dtype),
@@ -205,6 +208,7 @@ class Workspace:
             penalty_columns=np.empty((len(tasks), int(units[1:].max())), dtype=np.float64),
         )
         self.capacity = capacity
+        _check_arrays(self.buffers._asdict(), np.dtype(dtype))
 
     def __getattr__(self, name):
         # The buffers by name: work.activations, work.penalty_columns, ...
@@ -327,7 +331,8 @@ def forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, s
             a_out = layer_rows(activations, units, layer + 1, n_batch)
             code = out_code if layer == n_layers - 1 else act_code
             # A narrow layer takes dot products with its wᵀ; any other, row updates with w.
-            coefs_t_layer = coef_t_view(coefs_t, units, layer) if is_narrow(units, layer) else coefs_t[:0].reshape((0, 0))
+            coefs_t_layer = (coef_t_view(coefs_t, units, layer) if is_narrow(units, layer)
+                             else coefs_t[:0].reshape((0, 0)))
             forward_rows(a_in, coef_view(params, units, layer), coefs_t_layer, intercept_view(params, units, layer),
                          code, a_out, m0, m1)
         if Y.shape[0] == 0:
@@ -539,7 +544,8 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
         if first.shape[0] > 0:
             t += 1
             step_size = step_rate(opt_code, step.learning_rate, step.beta_1, step.beta_2, t)
-        momentum, nesterov, beta_1, beta_2, epsilon = step.momentum, step.nesterov, step.beta_1, step.beta_2, step.epsilon
+        momentum, nesterov, epsilon = step.momentum, step.nesterov, step.epsilon
+        beta_1, beta_2 = step.beta_1, step.beta_2
         n_shares = min(threads, tasks.shape[0])
         if n_shares == 1:
             for share in range(n_shares):
@@ -575,13 +581,21 @@ def terms(codes, alpha=0.0, eps=0.0, data_scale=1.0, dropout=(0.0, 0)):
 
 
 def _check_array(name, array, dtype, ndim):
-    if not (isinstance(array, np.ndarray) and array.dtype == dtype and array.ndim == ndim
-            and array.flags.c_contiguous and array.flags.writeable and array.flags.aligned):
-        raise TypeError(
-            f"{name} must be a writeable, aligned, C-contiguous {ndim}-d {np.dtype(dtype).name} array, got "
-            f"{getattr(array, 'dtype', type(array).__name__)} {getattr(array, 'shape', '')} "
-            f"{'' if not isinstance(array, np.ndarray) else dict(c_contiguous=array.flags.c_contiguous, writeable=array.flags.writeable)}"
-        )
+    if type(array) is np.ndarray and array.dtype == dtype and array.ndim == ndim:
+        flags = array.flags
+        if flags.c_contiguous and flags.writeable and flags.aligned:
+            return
+    found = (f"{array.dtype} array of shape {array.shape}, C-contiguous: {array.flags.c_contiguous}, "
+             f"writeable: {array.flags.writeable}" if isinstance(array, np.ndarray) else type(array).__name__)
+    raise TypeError(f"{name} must be a writeable, aligned, C-contiguous {ndim}-d {np.dtype(dtype).name} "
+                    f"array; got {found}.")
+
+
+def _check_arrays(arrays, dtype):
+    kinds = {"f": dtype, "i": np.int64, "d": np.float64}
+    for name, array in arrays.items():
+        kind, ndim = _ARRAY_KINDS[name]
+        _check_array(name, array, kinds[kind], ndim)
 
 
 # The type of every array argument of run_epoch, by name: "f" the parameters'
@@ -595,46 +609,120 @@ _ARRAY_KINDS = {
     "index_scratch": ("i", 1), "tasks": ("i", 2), "task_penalty": ("d", 1), "penalty_columns": ("d", 2),
     "first": ("f", 1), "second": ("f", 1),
 }
-_SCALAR_KINDS = {int: (int, np.integer), float: (float,), bool: (bool, np.bool_), np.uint64: (np.uint64,)}
+_INT = (int, np.int64)
+_BOOL = (bool, np.bool_)
+
+
+def _check_sizes(condition, message):
+    """Raise, with message() formatted only then, unless condition holds."""
+    if not condition:
+        raise ValueError(f"run_epoch called with inconsistent sizes: {message()}.")
+
+
+def _check_network(params, units, inputs):
+    """The parameters, widths and input of a call, checked against each other;
+    returns (widths as a list, input rows, whether the input is sparse)."""
+    dtype = params.dtype
+    if dtype not in (np.float64, np.float32):
+        raise TypeError(f"params must be float64 or float32, got {dtype}.")
+    int64 = np.dtype(np.int64)
+    for name, array, kind, ndim in (
+        ("params", params, dtype, 1), ("units", units, int64, 1), ("X", inputs.X, dtype, 2),
+        ("data", inputs.data, dtype, 1), ("indices", inputs.indices, int64, 1), ("indptr", inputs.indptr, int64, 1),
+    ):
+        _check_array(name, array, kind, ndim)
+    widths = units.tolist()
+    _check_sizes(len(widths) >= 2 and min(widths) >= 1, lambda: f"layer widths {widths}")
+    _check_sizes(params.shape[0] == n_params(widths),
+                 lambda: f"{params.shape[0]} parameters for widths {widths}")
+    sparse = inputs.indptr.shape[0] > 0
+    n_rows = inputs.indptr.shape[0] - 1 if sparse else inputs.X.shape[0]
+    _check_sizes(sparse or inputs.X.shape[1] == widths[0],
+                 lambda: f"X has {inputs.X.shape[1]} columns, not {widths[0]}")
+    return widths, n_rows, sparse
 
 
 def check_call(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step, threads,
                gradient_norms):
-    """Check every argument of run_epoch against the one signature compiled
-    per float dtype: any other type (a read-only or strided array, an integer
-    dtype, a Python int for a float) would make Numba compile the whole epoch
-    again, and an array of another dtype mixed in would be read as garbage.
-    Raises TypeError naming the argument."""
+    """Check every argument of run_epoch, before it runs unchecked loops over them.
+
+    Types: each against the one signature compiled per float dtype; any other
+    (a read-only or strided array, an integer dtype, a Python int for a float)
+    would make Numba compile the whole epoch again, and an array of another
+    dtype mixed in would be read as garbage. The workspace's buffers were
+    checked when it was made (Workspace), and a Buffers is immutable. Sizes:
+    those the kernels index with; a wrong one would be an out-of-bounds access.
+    Raises TypeError or ValueError naming the argument.
+    """
     dtype = params.dtype
-    if dtype not in (np.float64, np.float32):
-        raise TypeError(f"params must be float64 or float32, got {dtype}.")
-    kinds = {"f": dtype, "i": np.int64, "d": np.float64}
-    arrays = dict(params=params, units=units, Y=Y, sample_weight=sample_weight, order=order, grads=grads,
-                  gradient_norms=gradient_norms, **inputs._asdict(), **work._asdict(), first=step.first,
-                  second=step.second)
-    for name, array in arrays.items():
-        kind, ndim = _ARRAY_KINDS[name]
-        _check_array(name, array, kinds[kind], ndim)
-    scalars = dict(batch_size=(batch_size, int), threads=(threads, int), code=(step.code, int), t=(step.t, int),
-                   learning_rate=(step.learning_rate, float), momentum=(step.momentum, float),
-                   nesterov=(step.nesterov, bool), beta_1=(step.beta_1, float), beta_2=(step.beta_2, float),
-                   epsilon=(step.epsilon, float), act_code=(terms_.act_code, int), out_code=(terms_.out_code, int),
-                   loss_code=(terms_.loss_code, int), alpha=(terms_.alpha, float), eps=(terms_.eps, float),
-                   data_scale=(terms_.data_scale, float), dropout=(terms_.dropout, float),
-                   dropout_key=(terms_.dropout_key, np.uint64))
-    for name, (value, kind) in scalars.items():
-        if isinstance(value, bool) and kind is not bool or not isinstance(value, _SCALAR_KINDS[kind]):
-            raise TypeError(f"{name} must be of type {kind.__name__}, got {type(value).__name__}.")
+    if not isinstance(work, Buffers):
+        raise TypeError(f"work must be a Buffers, got {type(work).__name__}.")
+    float_, int64, float64 = dtype, np.dtype(np.int64), np.dtype(np.float64)
+    for name, array, kind, ndim in (
+        ("Y", Y, float_, 2),
+        ("sample_weight", sample_weight, float_, 1), ("order", order, int64, 1), ("grads", grads, float_, 1),
+        ("gradient_norms", gradient_norms, float64, 1), ("first", step.first, float_, 1), ("second", step.second, float_, 1),
+        ("activations", work.activations, float_, 1),
+    ):
+        _check_array(name, array, kind, ndim)
+    for name, value, kinds in (
+        ("batch_size", batch_size, _INT), ("threads", threads, _INT), ("code", step.code, _INT), ("t", step.t, _INT),
+        ("learning_rate", step.learning_rate, float), ("momentum", step.momentum, float),
+        ("nesterov", step.nesterov, _BOOL), ("beta_1", step.beta_1, float), ("beta_2", step.beta_2, float),
+        ("epsilon", step.epsilon, float), ("act_code", terms_.act_code, _INT), ("out_code", terms_.out_code, _INT),
+        ("loss_code", terms_.loss_code, _INT), ("alpha", terms_.alpha, float), ("eps", terms_.eps, float),
+        ("data_scale", terms_.data_scale, float), ("dropout", terms_.dropout, float),
+        ("dropout_key", terms_.dropout_key, np.uint64),
+    ):
+        # bool is an int to Python, not to Numba.
+        if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not _BOOL):
+            name_of = kinds.__name__ if isinstance(kinds, type) else kinds[0].__name__
+            raise TypeError(f"{name} must be of type {name_of}, got {type(value).__name__}.")
+
+    widths, n_rows, sparse = _check_network(params, units, inputs)
+    targets = Y.shape[0] > 0
+    _check_sizes(not targets or (Y.shape == (n_rows, widths[-1]) and sample_weight.shape == (n_rows,)
+                                 and grads.shape == params.shape), lambda: "targets, weights or gradients")
+    gather = order.shape[0] > 0
+    _check_sizes(not gather or (order.min() >= 0 and order.max() < n_rows),
+                 lambda: "order holds a row out of range")
+    batch_rows = min(batch_size, order.shape[0]) if gather else n_rows
+    _check_sizes(batch_size >= 1 and (gather or batch_size >= n_rows), lambda: f"batch_size {batch_size}")
+    width = sum(widths[1:])
+    capacity = work.activations.shape[0] // width
+    _check_sizes(capacity >= batch_rows and (not targets or work.deltas.shape[0] >= capacity * width),
+                 lambda: f"a workspace for {capacity} rows, given batches of {batch_rows}")
+    _check_sizes(not gather or work.y_batch.shape[0] >= batch_rows, lambda: "a workspace without gather buffers")
+    if sparse and targets:
+        # A batch's transpose takes its stored values and fan_in + 1 column pointers.
+        counts = np.diff(inputs.indptr)
+        most = int(np.sort(counts)[-batch_rows:].sum()) if gather else int(inputs.indptr[-1])
+        _check_sizes(work.col_data.shape[0] >= most and work.index_scratch.shape[0] >= most + widths[0] + 1,
+                     lambda: f"a workspace for fewer than the {most} stored values of a batch")
+    _check_sizes(terms_.dropout == 0.0 or work.undropped.shape[0] >= capacity * width,
+                 lambda: "a workspace without dropout buffers")
+    _check_sizes(step.first.shape[0] in (0, params.shape[0]) and step.second.shape == step.first.shape,
+                 lambda: "optimizer state")
+    _check_sizes(gradient_norms.shape[0] in (0, len(widths) - 1), lambda: "gradient norms")
 
 
-def _run(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step, gradient_norms):
-    """run_epoch on kernel_threads() threads, its arguments checked first."""
-    threads = kernel_threads()
+def _run(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step, gradient_norms,
+         threads=None):
+    """run_epoch on `threads` threads (None: kernel_threads()), its arguments checked first."""
+    threads = kernel_threads() if threads is None else threads
     check_call(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step, threads,
                gradient_norms)
+    return _launch(threads, (params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step,
+                             threads, gradient_norms))
+
+
+def _launch(threads, call):
+    """run_epoch(*call) on `threads` threads, the count call holds: serially,
+    launching no parallel region, when 1."""
+    if threads == 1:
+        return run_epoch(*call)
     with parallel_launches():
-        return run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms_, grads, work, step,
-                         threads, gradient_norms)
+        return run_epoch(*call)
 
 
 def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale,
@@ -648,21 +736,106 @@ def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, code
     return total
 
 
-def _no_targets(units, dtype):
-    return np.empty((0, int(units[-1])), dtype=dtype), np.empty(0, dtype=dtype)
-
-
 _NO_NORMS = np.empty(0, dtype=np.float64)
 
+# The empty arrays of a forward-only call, made once per (dtype, outputs):
+# nothing ever writes to them.
+_forward_constants = {}
 
-def forward_pass(params, units, inputs, act_code, out_code, work):
+
+def _forward_only(dtype, n_outputs):
+    """(Y, sample_weight, grads, step) of a call with no targets: run_epoch
+    then takes the forward pass alone."""
+    key = (np.dtype(dtype).char, n_outputs)
+    constants = _forward_constants.get(key)
+    if constants is None:
+        empty = np.empty(0, dtype=dtype)
+        constants = (np.empty((0, n_outputs), dtype=dtype), empty, empty, no_step(dtype))
+        # Checked once here as check_call would: forward_pass then checks only what varies.
+        check_call(np.zeros(2 * n_outputs, dtype=dtype), np.array([1, n_outputs]),
+                   Inputs(np.empty((1, 1), dtype=dtype), empty, _NO_ROWS, _NO_ROWS), *constants[:2], _NO_ROWS, 1,
+                   terms((0, 0, 0)), constants[2], Workspace([1, n_outputs], 1, dtype, backward=False).buffers,
+                   constants[3], 1, _NO_NORMS)
+        _forward_constants[key] = constants
+    return constants
+
+
+def forward_pass(params, units, inputs, act_code, out_code, work, threads=None):
     """The output activations of all rows of inputs (work sized for them), a
-    view into the workspace."""
-    n = n_samples_of(inputs)
-    Y, sample_weight = _no_targets(units, params.dtype)
-    _run(params, units, inputs, Y, sample_weight, _NO_ROWS, max(n, 1), terms((act_code, out_code, 0)),
-         np.empty(0, dtype=params.dtype), work.buffers, no_step(params.dtype), _NO_NORMS)
-    return layer_rows(work.activations, units, units.shape[0] - 1, n)
+    view into the workspace.
+
+    Checks what check_call would of the arguments that vary between calls
+    (the parameters, widths, input and the workspace's size): the rest are
+    forward-only constants checked when made, and the workspace's buffers
+    were checked by Workspace. A predict on a few rows is mostly this call.
+    """
+    widths, n, _ = _check_network(params, units, inputs)
+    width = sum(widths[1:])
+    _check_sizes(work.buffers.activations.shape[0] >= n * width and work.buffers.activations.shape[0] % width == 0,
+                 lambda: f"a workspace of another network or for fewer than {n} rows")
+    Y, sample_weight, grads, step = _forward_only(params.dtype, widths[-1])
+    threads = kernel_threads() if threads is None else threads
+    _launch(threads, (params, units, inputs, Y, sample_weight, _NO_ROWS, max(n, 1), terms((act_code, out_code, 0)),
+                      grads, work.buffers, step, threads, _NO_NORMS))
+    # The output layer's rows come last in the activations (see layer_rows).
+    capacity = work.buffers.activations.shape[0] // width
+    start = capacity * (width - widths[-1])
+    return work.buffers.activations[start : start + n * widths[-1]].reshape(n, widths[-1])
+
+
+# Rows per compiled call at predict time: bounds the workspace, not the speed.
+PREDICT_CHUNK = 4096
+
+# Forward workspaces kept between predicts, by (widths, dtype, rows): at most
+# this many kinds, each at most _SPARE_BYTES (a larger one is allocated per
+# call, which its pass takes far longer than), one per thread that predicts
+# (up to _SPARES_PER_KIND).
+_SPARE_KINDS = 16
+_SPARES_PER_KIND = 8
+_SPARE_BYTES = 4 << 20
+_spares = OrderedDict()
+_spares_lock = threading.Lock()
+
+
+@contextmanager
+def _forward_workspace(units, rows, dtype):
+    """A forward-only workspace for `rows` rows, taken from the spares (its
+    capacity the next power of two, so that calls of nearby sizes share one)
+    and put back after the pass: a thread has it to itself meanwhile."""
+    capacity = min(PREDICT_CHUNK, 1 << max(3, int(rows - 1).bit_length()))
+    key = (tuple(int(u) for u in units), np.dtype(dtype).char, capacity)
+    with _spares_lock:
+        spare = _spares.get(key)
+        work = spare.pop() if spare else None
+    if work is None:
+        work = Workspace(units, capacity, dtype, backward=False)
+    yield work
+    if sum(a.nbytes for a in work.buffers) <= _SPARE_BYTES:
+        with _spares_lock:
+            spare = _spares.setdefault(key, [])
+            if len(spare) < _SPARES_PER_KIND:
+                spare.append(work)
+            _spares.move_to_end(key)
+            while len(_spares) > _SPARE_KINDS:
+                _spares.popitem(last=False)
+
+
+def predict(params, units, X, act_code, out_code, n_threads):
+    """The network's output on X (dense or scipy sparse, n_features columns),
+    a new (n_samples, n_outputs) array of params' dtype, on n_threads threads
+    (None: see _threads.forward_threads)."""
+    dtype = params.dtype
+    n_samples = X.shape[0]
+    output = np.empty((n_samples, int(units[-1])), dtype=dtype)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+    with forward_threads(n_threads, units, min(n_samples, PREDICT_CHUNK)) as threads:
+        for start in range(0, n_samples, PREDICT_CHUNK):
+            stop = min(start + PREDICT_CHUNK, n_samples)
+            with _forward_workspace(units, stop - start, dtype) as work:
+                output[start:stop] = forward_pass(params, units, input_arrays(X[start:stop], dtype), act_code,
+                                                  out_code, work, threads)
+    return output
 
 
 def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work, dropout=(0.0, 0)):

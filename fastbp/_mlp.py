@@ -9,7 +9,6 @@ import weakref
 from contextlib import nullcontext
 from numbers import Integral, Real
 
-import numba
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
@@ -39,17 +38,18 @@ from ._interrupt import deferred_interrupt
 from ._labels import binarize, fit_labels
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
-from ._params import n_params, pack, unpack
-from ._threads import ThreadGovernor, preferred_threads, thread_limits
+from ._params import n_params, pack, unpack, views_of
+from ._threads import ThreadGovernor, thread_limits
 from ._validation import check_model_parameters, check_sample_weight, check_Y
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _NO_NORMS = np.empty(0)
-# Rows per compiled call at predict time: bounds the workspace, not the speed.
-_PREDICT_CHUNK = 4096
 
 
 _FIT_LOCKS = weakref.WeakKeyDictionary()
+# Per estimator, the last checked coefs_/intercepts_ objects and their packed form (see _packed_parameters):
+# kept outside the estimator, as the fit locks are, so that neither pickle nor clone carries it.
+_PREDICT_STATE = weakref.WeakKeyDictionary()
 _FIT_LOCKS_GUARD = threading.Lock()
 
 
@@ -530,6 +530,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if self.early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+            self._bind_params(units, dtype)
         return None if governor is None else governor.most_used()
 
     def _validation_loss(self, X_val, Y_val, sw_val, units):
@@ -626,32 +627,50 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         return self._predict(X)
 
     def _packed_parameters(self, n_features):
-        """(units, dtype, flat copy) of coefs_ and intercepts_, from one read of
+        """(units, dtype, flat buffer) of coefs_ and intercepts_, from one read of
         the lists, checked whole: assigned weights of the wrong shape, or a fit
-        rebuilding them in another thread, never reach the kernels."""
-        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
-        units, dtype = check_model_parameters(coefs, intercepts, self.n_layers_, n_features, self.n_outputs_)
-        return units, dtype, pack(coefs, intercepts, dtype)
+        rebuilding them in another thread, never reach the kernels. The buffer
+        is the fitted one itself while coefs_ and intercepts_ are still its
+        views (after any fit, and after unpickling), a copy packed from them
+        otherwise (weights assigned by hand, a read-only loaded model). The
+        check is remembered for the same list and array objects: predict on a
+        few rows then costs little beyond scikit-learn's own input validation."""
+        coefs, intercepts = self.coefs_, self.intercepts_
+        params = self.__dict__.get("_params")
+        known = _PREDICT_STATE.get(self)
+        if (known is not None and known[0] is coefs and known[1] is intercepts and known[2] is params
+                and known[3] == n_features and len(coefs) == len(known[4]) and len(intercepts) == len(known[5])
+                and all(a is b for a, b in zip(coefs, known[4])) and all(a is b for a, b in zip(intercepts, known[5]))):
+            return known[6]
+        coef_list, intercept_list = list(coefs), list(intercepts)
+        units, dtype = check_model_parameters(coef_list, intercept_list, self.n_layers_, n_features, self.n_outputs_)
+        if params is not None and params.dtype == dtype and params.flags.writeable and views_of(params, coef_list,
+                                                                                              intercept_list):
+            packed = (units, dtype, params)
+            # Objects held here stay alive, so identity above cannot match a new array at a reused address.
+            _PREDICT_STATE[self] = (coefs, intercepts, params, n_features, tuple(coef_list), tuple(intercept_list),
+                                    packed)
+            return packed
+        return units, dtype, pack(coef_list, intercept_list, dtype)
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        units, dtype, params = self._packed_parameters(X.shape[1])
+        units, _, params = self._packed_parameters(X.shape[1])
         act, out, _ = self._codes()
-        n_samples = X.shape[0]
-        engine = BACKENDS[self.backend]
-        work = engine.Workspace(units, max(1, min(n_samples, _PREDICT_CHUNK)), dtype, backward=False)
-        output = np.empty((n_samples, units[-1]), dtype=dtype)
-        if sp.issparse(X):
-            X = sp.csr_matrix(X)
-        with thread_limits(self.backend, self.n_threads) as threads:
-            if self.backend == "loop" and self.n_threads is None:
-                numba.set_num_threads(preferred_threads(threads, tuple(units)))
-            for start in range(0, n_samples, _PREDICT_CHUNK):
-                chunk = engine.input_arrays(X[start:start + _PREDICT_CHUNK], dtype)
-                stop = min(start + _PREDICT_CHUNK, n_samples)
-                output[start:stop] = engine.forward_pass(params, units, chunk, act, out, work)
-        return output
+        return BACKENDS[self.backend].predict(params, units, X, act, out, self.n_threads)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # A pickle stores coefs_ and the flat buffer they viewed as separate arrays:
+        # made its views again, so that predict reads the buffer instead of packing a copy.
+        if "_params" in state and "coefs_" in state:
+            try:
+                units, dtype = check_model_parameters(self.coefs_, self.intercepts_, self.n_layers_,
+                                                      self.n_features_in_, self.n_outputs_)
+            except (TypeError, ValueError, AttributeError):
+                return
+            self._bind_params(units, dtype)
 
     def _backprop(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads):
         """Loss and gradients at coefs_ and intercepts_, as scikit-learn's

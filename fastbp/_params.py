@@ -40,6 +40,19 @@ def unpack(flat, units):
     return coefs, intercepts
 
 
+def views_of(flat, coefs, intercepts):
+    """Whether coefs and intercepts are exactly the views unpack(flat, units)
+    made: same memory, at the same offsets, in the same shapes."""
+    address = flat.__array_interface__["data"][0]
+    offset = 0
+    for a in list(coefs) + list(intercepts):
+        if not (isinstance(a, np.ndarray) and a.base is flat and a.dtype == flat.dtype and a.flags.c_contiguous
+                and a.__array_interface__["data"][0] == address + offset * flat.itemsize):
+            return False
+        offset += a.size
+    return offset == flat.size
+
+
 @njit(**JIT)
 def coef_start(units, layer):
     """Index of coefs[layer][0, 0] in the flat buffer."""

@@ -221,6 +221,29 @@ def preferred_threads(ceiling, units):
     return ceiling
 
 
+# A forward pass of fewer multiply-adds than this (predict on a few rows) runs
+# on the calling thread when the count is left to fastbp: it takes about as
+# long as waking the thread pool, and on a busy machine far less than waiting
+# for a descheduled thread at the region's barrier.
+_SERIAL_FORWARD_WORK = 1 << 20
+
+
+@contextmanager
+def forward_threads(n_threads, units, n_rows):
+    """The thread count of a forward pass over n_rows rows (predict): an
+    explicit n_threads as given; else 1 for a small pass, and for a larger
+    one the count the latest timed fit of the network found fastest."""
+    work = n_rows * sum(int(units[i]) * int(units[i + 1]) for i in range(len(units) - 1))
+    if n_threads is None and work < _SERIAL_FORWARD_WORK:
+        yield 1
+        return
+    with thread_limits("loop", n_threads) as threads:
+        if n_threads is None:
+            threads = preferred_threads(threads, tuple(int(u) for u in units))
+            numba.set_num_threads(threads)
+        yield threads
+
+
 class ThreadGovernor:
     """The thread count of each epoch of a loop-backend fit.
 

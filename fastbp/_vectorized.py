@@ -15,6 +15,7 @@ from ._losses import output_delta, sample_losses
 from ._dropout import NO_DROPOUT, dropout_factors, hidden_unit_offset
 from ._optimizers import step_rate, update_slice
 from ._params import unpack
+from ._threads import thread_limits
 
 
 def input_arrays(X, dtype):
@@ -69,6 +70,12 @@ def dropout_factor_matrices(units, n_samples, dtype, dropout, position0):
 def forward_pass(params, units, inputs, act_code, out_code, work=None):
     """The output A^L; `work` is unused."""
     return forward_layers(params, units, inputs, act_code, out_code)[-1]
+
+
+def predict(params, units, X, act_code, out_code, n_threads):
+    """The network's output on X, on BLAS's n_threads threads (None: the thread rule)."""
+    with thread_limits("vectorized", n_threads):
+        return np.asarray(forward_pass(params, units, input_arrays(X, params.dtype), act_code, out_code))
 
 
 def backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work=None, dropout=NO_DROPOUT,

@@ -1,0 +1,99 @@
+"""predict's own path: the fitted flat buffer read in place, forward-only
+workspaces reused, small inputs on the calling thread; results the same as
+packing the weights afresh, for any thread count and any number of callers."""
+
+import pickle
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_digits
+
+from fastbp import MLPClassifier, MLPRegressor, _loop
+
+X, y = load_digits(return_X_y=True)
+X = X / 16
+
+
+def _fit(**params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MLPClassifier(hidden_layer_sizes=(40,), max_iter=5, random_state=0, **params).fit(X, y)
+
+
+def _reads_buffer_in_place(model):
+    return model._packed_parameters(X.shape[1])[2] is model._params
+
+
+@pytest.mark.parametrize("params", [dict(), dict(solver="lbfgs"), dict(early_stopping=True)])
+def test_a_fitted_model_predicts_from_its_own_buffer_without_a_copy(params):
+    model = _fit(**params)
+    assert _reads_buffer_in_place(model)
+    restored = pickle.loads(pickle.dumps(model))
+    assert _reads_buffer_in_place(restored)
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+
+
+def test_assigned_or_edited_weights_are_what_predict_uses():
+    model = _fit()
+    before = model.predict_proba(X[:50])
+    # Views edited in place: the buffer itself changes, and predict sees it.
+    model.coefs_[1][:] *= 2
+    doubled = model.predict_proba(X[:50])
+    assert not np.array_equal(doubled, before)
+    # New arrays assigned: packed afresh, and bitwise what the buffer gave.
+    model.coefs_ = [c.copy() for c in model.coefs_]
+    assert not _reads_buffer_in_place(model)
+    np.testing.assert_array_equal(model.predict_proba(X[:50]), doubled)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 10, 257, 1797])
+def test_any_number_of_rows_and_threads_gives_the_same_bits(rows):
+    model = _fit()
+    reference = model.set_params(n_threads=1).predict_proba(X[:rows])
+    for threads in (None, 2):
+        np.testing.assert_array_equal(model.set_params(n_threads=threads).predict_proba(X[:rows]), reference)
+    np.testing.assert_array_equal(model.predict_proba(sp.csr_matrix(X[:rows])), reference)
+    # Against a fresh computation of the textbook forward pass.
+    a = X[:rows]
+    for layer, (w, b) in enumerate(zip(model.coefs_, model.intercepts_)):
+        z = a @ w + b
+        a = np.maximum(z, 0) if layer < len(model.coefs_) - 1 else np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(reference, a / a.sum(1, keepdims=True), rtol=1e-12, atol=1e-15)
+
+
+def test_threads_predicting_at_once_each_get_their_own_workspace():
+    model = _fit()
+    chunks = [X[i * 37 : i * 37 + 5 + i] for i in range(8)]
+    expected = [model.predict_proba(c) for c in chunks]
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(200):
+                got = model.predict_proba(chunks[i])
+                if not np.array_equal(got, expected[i]):
+                    results[i] = got
+                    return
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and not results
+
+
+def test_spare_workspaces_stay_bounded():
+    model = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X[:, :4], y)
+    for rows in range(1, 600, 7):
+        model.predict(X[:rows, :4])
+    assert len(_loop._spares) <= _loop._SPARE_KINDS
+    assert all(len(spares) <= _loop._SPARES_PER_KIND for spares in _loop._spares.values())
