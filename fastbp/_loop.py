@@ -37,7 +37,7 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 from llvmlite import ir
-from numba import prange, types
+from numba import config, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -246,6 +246,11 @@ def _prefetch(typingctx, array, i, j):
         return context.get_dummy_value()
 
     return types.void(array, i, j), codegen
+
+
+if config.DISABLE_JIT:
+    def _prefetch(array, i, j):  # noqa: F811 - a cache hint, nothing to do in pure Python (NUMBA_DISABLE_JIT=1)
+        pass
 
 
 @njit(**JIT)
@@ -832,9 +837,11 @@ def predict(params, units, X, act_code, out_code, n_threads):
     with forward_threads(n_threads, units, min(n_samples, PREDICT_CHUNK)) as threads:
         for start in range(0, n_samples, PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, n_samples)
+            # A single chunk is X itself: slicing a sparse matrix copies it.
+            part = X if stop - start == n_samples else X[start:stop]
             with _forward_workspace(units, stop - start, dtype) as work:
-                output[start:stop] = forward_pass(params, units, input_arrays(X[start:stop], dtype), act_code,
-                                                  out_code, work, threads)
+                output[start:stop] = forward_pass(params, units, input_arrays(part, dtype), act_code, out_code, work,
+                                                  threads)
     return output
 
 
