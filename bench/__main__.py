@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from . import diagnostics, jacobian, machine, report, startup
+from . import diagnostics, jacobian, machine, predict, report, startup
 from . import workloads as wl
 from .peers import available
 
@@ -70,6 +70,7 @@ def main(argv=None):
     result["jacobian"] = jacobian.crossover(repeats=repeats) if not args.quick else []
     result["gradient_norms"] = diagnostics.gradient_norm_cost(repeats=repeats) if not args.quick else []
     result["callback_cost"] = diagnostics.callback_cost(repeats=repeats)
+    result["predict"] = predict.run(quick=args.quick, repeats=repeats)
     env = thread_env(all_threads)
     result["startup"] = [startup.compile_times(d, env) for d in dtypes]
     if not args.quick:

@@ -152,6 +152,10 @@ def markdown(result):
 
         lines += ["", "## Callbacks: a fit (adam, all threads) with none, a ProgressBar, a ScoringMonitor", "",
                   callback_table(result["callback_cost"])]
+    if result.get("predict"):
+        from .predict import markdown as predict_table
+
+        lines += ["", predict_table(result["predict"])]
     return "\n".join(lines) + "\n"
 
 

@@ -42,6 +42,13 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
             assert ("epoch_alone_s" in record) == clocked and record.get("epoch_alone_s", 1) > 0
     for startup in result["startup"]:
         assert startup["cold"]["first_fit_s"] > 0 and startup["warm"]["first_fit_s"] > 0
+        assert startup["cold"]["compiled_functions"] > 0
+    predict = result["predict"]
+    assert {r["rows"] for r in predict["latency"]} == {1, 10}
+    assert all(r["fastbp_us"] > 0 and r["sklearn_us"] > 0 for r in predict["latency"])
+    assert {r["dtype"] for r in predict["throughput"]} == {"float64", "float32"}
+    assert len(predict["sparse_text"]) == 3 and len(predict["partial_fit"]) == 1
+    assert "## Predict" in (tmp_path / "results.md").read_text()
     if importlib.util.find_spec("sklearn.callback"):
         (cost,) = result["callback_cost"]
         assert cost["none_s"] > 0 and cost["progress_bar_over_none"] > 0 and cost["scoring_monitor_over_none"] > 0

@@ -1,0 +1,195 @@
+"""What predict costs a user, beside scikit-learn on the same weights: latency
+on a few rows, throughput on many, sparse text-like input, and partial_fit on
+a stream of chunks.
+
+Each figure is the best of `repeats` timings, fastbp and scikit-learn taking
+turns within one process, so that both meet the same machine state.
+
+Run alone: ``python -m bench.predict [--quick]``; ``python -m bench`` includes it.
+"""
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _best(call, repeats, inner):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            call()
+        best = min(best, (time.perf_counter() - start) / inner)
+    return best
+
+
+def _side_by_side(ours, theirs, repeats, inner):
+    """Best seconds per call of ours() and theirs(), timed in turns."""
+    ours(), theirs()
+    t_ours = t_theirs = float("inf")
+    for _ in range(repeats):
+        t_ours = min(t_ours, _best(ours, 1, inner))
+        t_theirs = min(t_theirs, _best(theirs, 1, inner))
+    return t_ours, t_theirs
+
+
+def _fitted(X, y, hidden, dtype, max_iter=2):
+    from fastbp import MLPClassifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MLPClassifier(hidden, max_iter=max_iter, random_state=0).fit(X.astype(dtype), y)
+    return model, model.to_sklearn()
+
+
+def latency(repeats=5):
+    """predict_proba on 1 and 10 rows: digits (64-100-10) and a 16384-input model."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    rng = np.random.default_rng(0)
+    wide = rng.normal(size=(64, 16384))
+    records = []
+    for name, data, labels in (("digits 64-100-10", X, y), ("16384-100-10", wide, np.arange(64) % 10)):
+        ours, theirs = _fitted(data, labels, (100,), np.float64)
+        for rows in (1, 10):
+            batch = data[:rows]
+            t_ours, t_theirs = _side_by_side(lambda: ours.predict_proba(batch), lambda: theirs.predict_proba(batch),
+                                             repeats, 200)
+            records.append({"network": name, "rows": rows, "fastbp_us": t_ours * 1e6, "sklearn_us": t_theirs * 1e6,
+                            "sklearn_over_fastbp": t_theirs / t_ours})
+    return records
+
+
+def throughput(repeats=3, quick=False):
+    """Rows per second of predict over many rows, on the reference networks."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(10000 if quick else 50000, 100))
+    big_y = (big[:, :10].argmax(1))
+    cases = [("digits 64-100-10", X, y, (100,))]
+    if not quick:
+        cases += [("50k 100-100-10", big, big_y, (100,)), ("50k 100-256-256-10", big, big_y, (256, 256))]
+    records = []
+    for name, data, labels, hidden in cases:
+        for dtype in (np.float64, np.float32):
+            ours, theirs = _fitted(data, labels, hidden, dtype, max_iter=1)
+            rows = data.astype(dtype)
+            t_ours, t_theirs = _side_by_side(lambda: ours.predict_proba(rows), lambda: theirs.predict_proba(rows),
+                                             repeats, 1)
+            records.append({"network": name, "dtype": np.dtype(dtype).name, "rows": rows.shape[0],
+                            "fastbp_rows_per_s": rows.shape[0] / t_ours, "sklearn_rows_per_s": rows.shape[0] / t_theirs,
+                            "fastbp_over_sklearn": t_theirs / t_ours})
+    return records
+
+
+def sparse_text(repeats=3, quick=False):
+    """A TF-IDF-like CSR input (about 16k features, about 20 stored values a
+    row): predict on many rows and on one, and a fit of a few epochs."""
+    rng = np.random.default_rng(0)
+    n_rows, n_features, per_row = (1500 if quick else 4500), 16356, 20
+    cols = rng.integers(0, n_features, size=(n_rows, per_row))
+    X = sp.csr_matrix((rng.random(n_rows * per_row), cols.ravel(), np.arange(0, n_rows * per_row + 1, per_row)),
+                      shape=(n_rows, n_features))
+    X.sum_duplicates()
+    y = cols[:, 0] % 4
+    ours, theirs = _fitted(X, y, (100,), np.float64, max_iter=1)
+    records = []
+    for rows in (1, min(1500, n_rows)):
+        batch = X[:rows]
+        t_ours, t_theirs = _side_by_side(lambda: ours.predict_proba(batch), lambda: theirs.predict_proba(batch),
+                                         repeats, 50 if rows == 1 else 2)
+        records.append({"case": f"predict {rows} rows", "fastbp_s": t_ours, "sklearn_s": t_theirs,
+                        "fastbp_over_sklearn": t_theirs / t_ours})
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+
+    from fastbp import MLPClassifier
+
+    def fit(cls):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls((100,), max_iter=3, random_state=0).fit(X, y)
+
+    t_ours, t_theirs = _side_by_side(lambda: fit(MLPClassifier), lambda: fit(SkMLPClassifier), repeats, 1)
+    records.append({"case": "fit 3 epochs", "fastbp_s": t_ours, "sklearn_s": t_theirs,
+                    "fastbp_over_sklearn": t_theirs / t_ours})
+    return records
+
+
+def partial_fit_stream(repeats=2, quick=False, chunk=10000):
+    """partial_fit over `chunk`-row chunks of a 50-feature float32 stream."""
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+
+    from fastbp import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40000 if quick else 200000, 50)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+
+    def stream(cls):
+        model = cls((100,), random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for start in range(0, X.shape[0], chunk):
+                model.partial_fit(X[start:start + chunk], y[start:start + chunk], classes=[0, 1])
+
+    t_ours, t_theirs = _side_by_side(lambda: stream(MLPClassifier), lambda: stream(SkMLPClassifier), repeats, 1)
+    return [{"rows": X.shape[0], "chunk": chunk, "fastbp_s": t_ours, "sklearn_s": t_theirs,
+             "fastbp_over_sklearn": t_theirs / t_ours}]
+
+
+def run(quick=False, repeats=3):
+    return {"latency": latency(repeats), "throughput": throughput(repeats, quick),
+            "sparse_text": sparse_text(repeats, quick), "partial_fit": partial_fit_stream(min(repeats, 2), quick)}
+
+
+def markdown(result):
+    lines = ["## Predict (fastbp and scikit-learn on the same weights, timed in turns in one process)", "",
+             "| network | rows | fastbp µs | scikit-learn µs | scikit-learn / fastbp |", "|---|---|---|---|---|"]
+    for r in result["latency"]:
+        lines.append(f"| {r['network']} | {r['rows']} | {r['fastbp_us']:.0f} | {r['sklearn_us']:.0f} | "
+                     f"{r['sklearn_over_fastbp']:.2f} |")
+    lines += ["", "| network | dtype | rows | fastbp rows/s | scikit-learn rows/s | fastbp / scikit-learn |",
+              "|---|---|---|---|---|---|"]
+    for r in result["throughput"]:
+        lines.append(f"| {r['network']} | {r['dtype']} | {r['rows']} | {r['fastbp_rows_per_s']:.3g} | "
+                     f"{r['sklearn_rows_per_s']:.3g} | {r['fastbp_over_sklearn']:.2f} |")
+    lines += ["", "Sparse text-like input (16356 features, 20 stored values a row):", "",
+              "| case | fastbp s | scikit-learn s | speed-up |", "|---|---|---|---|"]
+    for r in result["sparse_text"]:
+        lines.append(f"| {r['case']} | {r['fastbp_s']:.3g} | {r['sklearn_s']:.3g} | {r['fastbp_over_sklearn']:.2f} |")
+    lines += ["", "| partial_fit stream rows | chunk | fastbp s | scikit-learn s | speed-up |", "|---|---|---|---|---|"]
+    for r in result["partial_fit"]:
+        lines.append(f"| {r['rows']} | {r['chunk']} | {r['fastbp_s']:.3g} | {r['sklearn_s']:.3g} | "
+                     f"{r['fastbp_over_sklearn']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.predict", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=None, help="write predict.json and predict.md here")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick, repeats=2 if args.quick else 5)
+    table = markdown(result)
+    print(table)
+    if args.out:
+        import os
+
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "predict.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        with open(os.path.join(args.out, "predict.md"), "w") as f:
+            f.write(table)
+
+
+if __name__ == "__main__":
+    main()
