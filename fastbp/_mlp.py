@@ -49,6 +49,7 @@ _NO_NORMS = np.empty(0)
 _FIT_LOCKS = weakref.WeakKeyDictionary()
 # Per estimator, the last checked coefs_/intercepts_ objects and their packed form (see _packed_parameters):
 # kept outside the estimator, as the fit locks are, so that neither pickle nor clone carries it.
+_PLAIN_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 _PREDICT_STATE = weakref.WeakKeyDictionary()
 _FIT_LOCKS_GUARD = threading.Lock()
 
@@ -653,8 +654,19 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             return packed
         return units, dtype, pack(coef_list, intercept_list, dtype)
 
+    def _plain_input(self, X):
+        """Whether X is an input that validate_data would return unchanged and
+        silently: a 2-d float64 or float32 ndarray of the fitted width, at least
+        one row, all finite, for a model fitted without feature names. On a few
+        rows validate_data costs more than the network; any other input (and
+        any non-finite value) goes through it, for its messages and warnings."""
+        return (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _PLAIN_DTYPES and X.shape[0] >= 1
+                and X.shape[1] == getattr(self, "n_features_in_", -1) and not hasattr(self, "feature_names_in_")
+                # A finite sum means every value is finite (an inf or NaN would carry into it).
+                and np.isfinite(X.sum()))
+
     def _forward_pass_fast(self, X, check_input=True):
-        if check_input:
+        if check_input and not self._plain_input(X):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         units, _, params = self._packed_parameters(X.shape[1])
         act, out, _ = self._codes()

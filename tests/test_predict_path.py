@@ -97,3 +97,67 @@ def test_spare_workspaces_stay_bounded():
         model.predict(X[:rows, :4])
     assert len(_loop._spares) <= _loop._SPARE_KINDS
     assert all(len(spares) <= _loop._SPARES_PER_KIND for spares in _loop._spares.values())
+
+
+def _counting_validation(monkeypatch):
+    from fastbp import _mlp
+
+    calls = []
+    validate = _mlp.validate_data
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(_mlp, "validate_data", counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_plain_array_skips_validate_data_and_predicts_the_same(monkeypatch, dtype):
+    model = _fit()
+    expected = model.predict_proba(X[:10].tolist())  # a list: validated and converted
+    labels = model.predict(X[:10].tolist())
+    calls = _counting_validation(monkeypatch)
+    rows = np.asarray(X[:10], dtype=dtype)
+    got = model.predict_proba(rows)
+    assert calls == []
+    np.testing.assert_allclose(got, expected, rtol=1e-6 if dtype == np.float32 else 0, atol=1e-7)
+    assert model.predict(rows).tolist() == labels.tolist()
+    # Fortran order and a strided view are plain too: predict copies them as validate_data would not need to.
+    np.testing.assert_array_equal(model.predict_proba(np.asfortranarray(X[:10])), model.predict_proba(X[:10]))
+    np.testing.assert_array_equal(model.predict_proba(X[:20:2]), model.predict_proba(X[:20:2].copy()))
+    assert calls == []
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((2, 64), np.nan), "Input X contains NaN"),
+    (np.full((2, 64), np.inf), "Input X contains infinity"),
+    (np.zeros((2, 3)), "X has 3 features, but MLPClassifier is expecting 64 features as input"),
+    (np.zeros((0, 64)), "Found array with 0 sample"),
+    (np.zeros(64), "Expected 2D array, got 1D array instead"),
+])
+def test_input_that_is_not_plain_gets_scikit_learns_message(monkeypatch, bad, message):
+    model = _fit()
+    calls = _counting_validation(monkeypatch)
+    with pytest.raises(ValueError, match=message):
+        model.predict(bad)
+    assert calls == [1]
+
+
+def test_finite_values_whose_sum_overflows_are_still_predicted():
+    model = _fit()
+    big = np.full((2, 64), np.finfo(np.float64).max / 2)
+    np.testing.assert_array_equal(model.predict_proba(big), model.predict_proba(big.tolist()))
+
+
+def test_a_model_fitted_with_feature_names_still_warns_about_an_array(monkeypatch):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(64)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MLPClassifier(hidden_layer_sizes=(20,), max_iter=3, random_state=0).fit(frame, y)
+    calls = _counting_validation(monkeypatch)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        model.predict(X[:2])
+    assert calls == [1]
