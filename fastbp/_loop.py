@@ -94,15 +94,35 @@ def input_arrays(X, dtype):
     arrays with an empty (0, 0) X."""
     no_index = np.empty(0, dtype=np.int64)
     if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=dtype)
-        # The kernels index with these arrays unchecked: a column index out of
-        # range or a decreasing indptr would be an out-of-bounds access.
-        X.check_format(full_check=True)
-        X.sort_indices()
+        X = X if X.format == "csr" and X.dtype == dtype else sp.csr_matrix(X, dtype=dtype)
+        indices, indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
+        _check_csr(indices, indptr, X.data.shape[0], X.shape)
+        if not X.has_sorted_indices:
+            # Sorted, each row is summed in the order of the dense input's columns.
+            X = X.sorted_indices()
+            indices = X.indices.astype(np.int64)
         return Inputs(np.empty((0, 0), dtype=dtype), np.require(X.data, dtype, ["C_CONTIGUOUS", "WRITEABLE"]),
-                      X.indices.astype(np.int64), X.indptr.astype(np.int64))
+                      indices, indptr)
     X = np.require(X, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
     return Inputs(X, np.empty(0, dtype=dtype), no_index, no_index)
+
+
+def _check_csr(indices, indptr, n_data, shape):
+    """Raise ValueError unless the CSR arrays index only inside themselves and
+    the matrix: the kernels index with them unchecked, so a column index out
+    of range or a decreasing indptr would be an out-of-bounds access. What
+    scipy's check_format(full_check=True) checks of them, in a few vectorized
+    passes (that method costs more than predicting a few rows)."""
+    n_rows, n_cols = shape
+    nnz = int(indptr[-1]) if indptr.shape[0] else 0
+    if indptr.shape[0] != n_rows + 1 or indptr[0] != 0 or nnz > min(indices.shape[0], n_data):
+        raise ValueError(f"Malformed CSR input: index pointer array of length {indptr.shape[0]} starting at "
+                         f"{indptr[:1].tolist()} and ending at {nnz}, for {n_rows} rows, {indices.shape[0]} "
+                         f"indices and {n_data} values.")
+    if (indptr[1:] < indptr[:-1]).any():
+        raise ValueError("Malformed CSR input: index pointer array is not non-decreasing.")
+    if nnz and (indices[:nnz].min() < 0 or indices[:nnz].max() >= n_cols):
+        raise ValueError(f"Malformed CSR input: column indices out of range [0, {n_cols}).")
 
 
 def n_samples_of(inputs):
@@ -832,8 +852,8 @@ def predict(params, units, X, act_code, out_code, n_threads):
     dtype = params.dtype
     n_samples = X.shape[0]
     output = np.empty((n_samples, int(units[-1])), dtype=dtype)
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)
+    if sp.issparse(X) and X.format != "csr":
+        X = X.tocsr()
     with forward_threads(n_threads, units, min(n_samples, PREDICT_CHUNK)) as threads:
         for start in range(0, n_samples, PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, n_samples)

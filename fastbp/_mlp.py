@@ -656,14 +656,21 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     def _plain_input(self, X):
         """Whether X is an input that validate_data would return unchanged and
-        silently: a 2-d float64 or float32 ndarray of the fitted width, at least
-        one row, all finite, for a model fitted without feature names. On a few
-        rows validate_data costs more than the network; any other input (and
-        any non-finite value) goes through it, for its messages and warnings."""
-        return (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _PLAIN_DTYPES and X.shape[0] >= 1
+        silently: a 2-d float64 or float32 ndarray, CSR or CSC matrix of the
+        fitted width, at least one row, all finite, for a model fitted without
+        feature names. On a few rows validate_data costs more than the
+        network; any other input (and any non-finite value) goes through it,
+        for its messages and warnings."""
+        if type(X) is np.ndarray:
+            values = X
+        elif sp.issparse(X) and X.format in ("csr", "csc"):
+            values = X.data
+        else:
+            return False
+        return (X.ndim == 2 and X.dtype in _PLAIN_DTYPES and X.shape[0] >= 1
                 and X.shape[1] == getattr(self, "n_features_in_", -1) and not hasattr(self, "feature_names_in_")
                 # A finite sum means every value is finite (an inf or NaN would carry into it).
-                and np.isfinite(X.sum()))
+                and np.isfinite(values.sum()))
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input and not self._plain_input(X):

@@ -161,3 +161,43 @@ def test_a_model_fitted_with_feature_names_still_warns_about_an_array(monkeypatc
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         model.predict(X[:2])
     assert calls == [1]
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_a_plain_sparse_matrix_skips_validate_data_and_predicts_as_dense(monkeypatch, fmt):
+    model = _fit()
+    dense = model.predict_proba(X[:7])
+    calls = _counting_validation(monkeypatch)
+    np.testing.assert_allclose(model.predict_proba(sp.csr_matrix(X[:7]).asformat(fmt)), dense, rtol=1e-12)
+    assert calls == []
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.predict(sp.csr_matrix(np.full((2, 64), np.nan)).asformat(fmt))
+    assert calls == [1]
+
+
+def test_unsorted_sparse_indices_predict_as_sorted_and_the_input_is_left_as_given():
+    model = _fit()
+    rows = sp.csr_matrix(X[:5])
+    # Each row's stored values reversed: the same matrix, indices unsorted.
+    for n in range(5):
+        lo, hi = rows.indptr[n], rows.indptr[n + 1]
+        rows.indices[lo:hi] = rows.indices[lo:hi][::-1].copy()
+        rows.data[lo:hi] = rows.data[lo:hi][::-1].copy()
+    rows.has_sorted_indices = False
+    given = rows.indices.copy()
+    np.testing.assert_array_equal(model.predict_proba(rows), model.predict_proba(sp.csr_matrix(X[:5])))
+    np.testing.assert_array_equal(rows.indices, given)
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda m: m.indices.__setitem__(0, 64), "column indices out of range"),
+    (lambda m: m.indices.__setitem__(0, -1), "column indices out of range"),
+    (lambda m: m.indptr.__setitem__(2, m.indptr[3] + 1), "not non-decreasing"),
+    (lambda m: m.indptr.__setitem__(-1, m.indptr[-1] + 5), "index pointer array"),
+])
+def test_a_malformed_csr_matrix_is_refused_before_compiled_code(corrupt, message):
+    model = _fit()
+    rows = sp.csr_matrix(X[:4])
+    corrupt(rows)
+    with pytest.raises(ValueError, match=message):
+        model.predict_proba(rows)
