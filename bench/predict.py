@@ -2,8 +2,8 @@
 on a few rows, throughput on many, sparse text-like input, and partial_fit on
 a stream of chunks.
 
-Each figure is the best of `repeats` timings, fastbp and scikit-learn taking
-turns within one process, so that both meet the same machine state.
+Each figure is the best of `repeats` timings, in one process, fastbp's
+timings and then scikit-learn's (and JAX's, where installed) back to back.
 
 Run alone: ``python -m bench.predict [--quick]``; ``python -m bench`` includes it.
 """
@@ -27,14 +27,43 @@ def _best(call, repeats, inner):
     return best
 
 
-def _side_by_side(ours, theirs, repeats, inner):
-    """Best seconds per call of ours() and theirs(), timed in turns."""
-    ours(), theirs()
-    t_ours = t_theirs = float("inf")
-    for _ in range(repeats):
-        t_ours = min(t_ours, _best(ours, 1, inner))
-        t_theirs = min(t_theirs, _best(theirs, 1, inner))
-    return t_ours, t_theirs
+def _side_by_side(ours, theirs, repeats, inner, *others):
+    """Best seconds per call of ours(), theirs() and any others: each one's
+    repeats together, after a warm-up call of its own, so that BLAS threads
+    left spinning by one library's last call (OpenBLAS keeps them busy for a
+    while) slow that warm-up, not the next library's timed calls."""
+    best = []
+    for call in (ours, theirs) + others:
+        call()
+        best.append(_best(call, repeats, inner))
+    return tuple(best)
+
+
+def _jax_forward(model, rows):
+    """A call of a jitted JAX forward pass (relu hidden layers, softmax output)
+    on the model's weights and rows, converted once to JAX arrays of rows'
+    dtype; None without JAX. x64 is enabled so that float64 stays float64."""
+    from .peers import available
+
+    if not available("jax"):
+        return None
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    dtype = rows.dtype
+    weights = [(jnp.asarray(w, dtype), jnp.asarray(b, dtype)) for w, b in zip(model.coefs_, model.intercepts_)]
+
+    @jax.jit
+    def forward(x):
+        for w, b in weights[:-1]:
+            x = jax.nn.relu(x @ w + b)
+        w, b = weights[-1]
+        return jax.nn.softmax(x @ w + b, axis=1)
+
+    inputs = jnp.asarray(rows, dtype)
+    return lambda: forward(inputs).block_until_ready()
 
 
 def _fitted(X, y, hidden, dtype, max_iter=2):
@@ -67,7 +96,9 @@ def latency(repeats=5):
 
 
 def throughput(repeats=3, quick=False):
-    """Rows per second of predict over many rows, on the reference networks."""
+    """Rows per second of predict over many rows, on the reference networks,
+    beside scikit-learn and, where installed, a jitted JAX forward pass given
+    its input already as a JAX array (its transfer left out, to JAX's favour)."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
@@ -83,11 +114,16 @@ def throughput(repeats=3, quick=False):
         for dtype in (np.float64, np.float32):
             ours, theirs = _fitted(data, labels, hidden, dtype, max_iter=1)
             rows = data.astype(dtype)
-            t_ours, t_theirs = _side_by_side(lambda: ours.predict_proba(rows), lambda: theirs.predict_proba(rows),
-                                             repeats, 1)
-            records.append({"network": name, "dtype": np.dtype(dtype).name, "rows": rows.shape[0],
-                            "fastbp_rows_per_s": rows.shape[0] / t_ours, "sklearn_rows_per_s": rows.shape[0] / t_theirs,
-                            "fastbp_over_sklearn": t_theirs / t_ours})
+            jax_forward = _jax_forward(ours, rows)
+            others = () if jax_forward is None else (jax_forward,)
+            times = _side_by_side(lambda: ours.predict_proba(rows), lambda: theirs.predict_proba(rows), repeats, 1,
+                                  *others)
+            record = {"network": name, "dtype": np.dtype(dtype).name, "rows": rows.shape[0],
+                      "fastbp_rows_per_s": rows.shape[0] / times[0], "sklearn_rows_per_s": rows.shape[0] / times[1],
+                      "fastbp_over_sklearn": times[1] / times[0]}
+            if others:
+                record.update(jax_rows_per_s=rows.shape[0] / times[2], fastbp_over_jax=times[2] / times[0])
+            records.append(record)
     return records
 
 
@@ -152,16 +188,18 @@ def run(quick=False, repeats=3):
 
 
 def markdown(result):
-    lines = ["## Predict (fastbp and scikit-learn on the same weights, timed in turns in one process)", "",
+    lines = ["## Predict (fastbp, scikit-learn and JAX on the same weights, in one process)", "",
              "| network | rows | fastbp µs | scikit-learn µs | scikit-learn / fastbp |", "|---|---|---|---|---|"]
     for r in result["latency"]:
         lines.append(f"| {r['network']} | {r['rows']} | {r['fastbp_us']:.0f} | {r['sklearn_us']:.0f} | "
                      f"{r['sklearn_over_fastbp']:.2f} |")
-    lines += ["", "| network | dtype | rows | fastbp rows/s | scikit-learn rows/s | fastbp / scikit-learn |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| network | dtype | rows | fastbp rows/s | scikit-learn rows/s | fastbp / scikit-learn | "
+              "JAX jit rows/s | fastbp / JAX |", "|---|---|---|---|---|---|---|---|"]
     for r in result["throughput"]:
+        jax_cells = (f"{r['jax_rows_per_s']:.3g} | {r['fastbp_over_jax']:.2f}" if "jax_rows_per_s" in r
+                     else "not installed | –")
         lines.append(f"| {r['network']} | {r['dtype']} | {r['rows']} | {r['fastbp_rows_per_s']:.3g} | "
-                     f"{r['sklearn_rows_per_s']:.3g} | {r['fastbp_over_sklearn']:.2f} |")
+                     f"{r['sklearn_rows_per_s']:.3g} | {r['fastbp_over_sklearn']:.2f} | {jax_cells} |")
     lines += ["", "Sparse text-like input (16356 features, 20 stored values a row):", "",
               "| case | fastbp s | scikit-learn s | speed-up |", "|---|---|---|---|"]
     for r in result["sparse_text"]:
@@ -178,8 +216,14 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None, help="write predict.json and predict.md here")
     args = parser.parse_args(argv)
+    from . import machine
+
     result = run(quick=args.quick, repeats=2 if args.quick else 5)
-    table = markdown(result)
+    result["machine"] = {"cpu": machine.cpu(), "versions": machine.versions(), "load_average": machine.load_average()}
+    cpu = result["machine"]["cpu"]
+    table = (f"Measured on {cpu['model']} ({cpu['llvm_cpu']} to LLVM; {', '.join(cpu['vector_extensions'])}; "
+             f"{cpu['logical_cores']} logical cores), load average {result['machine']['load_average']}.\n\n"
+             + markdown(result))
     print(table)
     if args.out:
         import os
