@@ -57,11 +57,9 @@ def forward(coefs, intercepts, X, *, activation="relu", out_activation="softmax"
     array([[2.5]])
     """
     units, params, X = _prepare(coefs, intercepts, X, activation, out_activation, None, backend)
-    engine = BACKENDS[backend]
-    work = engine.Workspace(units, X.shape[0], X.dtype, backward=False)
-    output = engine.forward_pass(params, units, engine.input_arrays(X, X.dtype), ACTIVATION_CODES[activation],
-                                 ACTIVATION_CODES[out_activation], work)
-    return np.array(output)
+    # predict's path: chunked, with reused workspaces, on a new array.
+    return BACKENDS[backend].predict(params, units, X, ACTIVATION_CODES[activation],
+                                     ACTIVATION_CODES[out_activation], None)
 
 
 def _loss_and_flat_gradients(units, params, X, Y, sample_weight, activation, out_activation, loss,

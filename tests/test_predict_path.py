@@ -201,3 +201,25 @@ def test_a_malformed_csr_matrix_is_refused_before_compiled_code(corrupt, message
     corrupt(rows)
     with pytest.raises(ValueError, match=message):
         model.predict_proba(rows)
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_functional_forward_takes_predicts_path_across_chunks(backend):
+    from fastbp import forward
+
+    rng = np.random.default_rng(0)
+    coefs = [rng.normal(size=(8, 16)), rng.normal(size=(16, 3))]
+    intercepts = [rng.normal(size=16), rng.normal(size=3)]
+    rows = rng.normal(size=(_loop.PREDICT_CHUNK + 904, 8))
+    whole = forward(coefs, intercepts, rows, backend=backend)
+    parts = np.vstack([forward(coefs, intercepts, rows[:1000], backend=backend),
+                       forward(coefs, intercepts, rows[1000:], backend=backend)])
+    if backend == "loop":
+        # Each row's sums run in one fixed order: any split gives the same bits.
+        np.testing.assert_array_equal(whole, parts)
+    else:
+        # BLAS may block a product differently for another number of rows.
+        np.testing.assert_allclose(whole, parts, rtol=1e-12, atol=1e-15)
+    z = np.maximum(rows @ coefs[0] + intercepts[0], 0) @ coefs[1] + intercepts[1]
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(whole, expected / expected.sum(axis=1, keepdims=True), rtol=1e-12, atol=1e-15)
