@@ -276,6 +276,9 @@ def test_n_threads_in_a_forked_child_reports_the_serial_kernels():
 
 
 def _interrupted_fit(model, X, y, delay):
+    # Python's own Ctrl-C handler, as in a terminal: a process started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and then no Ctrl-C reaches the fit at all.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -283,6 +286,7 @@ def _interrupted_fit(model, X, y, delay):
             model.fit(X, y)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, inherited)
     return model
 
 
