@@ -267,3 +267,57 @@ def test_softmax_log_loss_where_clip_binds_is_finite_with_gradient_a_minus_y(bac
     assert loss == pytest.approx(-np.log(np.finfo(dtype).eps), rel=1e-6)
     np.testing.assert_allclose(gW, [[1.0, -1.0]], rtol=1e-6)
     np.testing.assert_allclose(gb, [1.0, -1.0], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ e^x
+
+
+def _libm_exp(x):
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def test_exp_of_is_within_one_ulp_of_libm_over_the_whole_float64_range():
+    from fastbp._activations import exp_of
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-746.0, 710.0, 20000), rng.uniform(-1.0, 1.0, 5000),
+                        np.arange(-20, 21) * math.log(2.0)])
+    got = np.array([exp_of(v) for v in x])
+    expected = np.array([_libm_exp(v) for v in x])
+    normal = (expected >= np.finfo(np.float64).tiny) & np.isfinite(expected)
+    assert np.all(got[np.isinf(expected)] == np.inf)
+    assert np.all(np.abs(got[normal] - expected[normal]) <= np.spacing(expected[normal]))
+    # Subnormal results within one subnormal step, 0 and inf where e^x rounds there.
+    small = ~normal & (expected < 1)
+    assert np.all(np.abs(got[small] - expected[small]) <= 5e-324)
+    edges = [-1e300, -800.0, -745.2, -745.1, 709.78, 709.8, 1e300, -np.inf, np.inf, 0.0]
+    assert [exp_of(v) for v in edges] == [0.0, 0.0, 0.0, 5e-324, _libm_exp(709.78), np.inf, np.inf, 0.0, np.inf, 1.0]
+    assert np.isnan(exp_of(np.nan))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exp_activations_agree_with_scipy_and_stay_finite_at_extreme_logits(dtype):
+    from scipy.special import softmax
+
+    from fastbp._activations import EXP, LOGISTIC, SOFTMAX, activate_rows
+
+    rng = np.random.default_rng(1)
+    z = np.concatenate([rng.normal(scale=5.0, size=(200, 10)), rng.normal(scale=1000.0, size=(20, 10))]).astype(dtype)
+    # The shift by the row's max is taken in the dtype, as scikit-learn's softmax does.
+    shifted = (z - z.max(axis=1, keepdims=True)).astype(np.float64)
+    expected = {SOFTMAX: softmax(shifted, axis=1), LOGISTIC: expit(z.astype(np.float64)),
+                EXP: np.exp(np.minimum(z.astype(np.float64), 80.0))}
+    for code, reference in expected.items():
+        a = np.minimum(z, 80.0) if code == EXP else z.copy()
+        activate_rows(code, a, 0, a.shape[0])
+        assert a.dtype == dtype and np.all(np.isfinite(a))
+        # Within a few units of the dtype's last place of the float64 reference.
+        np.testing.assert_allclose(a, reference, rtol=4 * np.finfo(dtype).eps, atol=np.finfo(dtype).tiny)
+    # NaN logits stay NaN, and only in their own row for softmax.
+    z_nan = z[:3].copy()
+    z_nan[1, 4] = np.nan
+    activate_rows(SOFTMAX, z_nan, 0, 3)
+    assert np.isnan(z_nan[1]).all() and np.isfinite(z_nan[[0, 2]]).all()
