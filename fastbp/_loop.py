@@ -20,10 +20,14 @@ results are bitwise the same for any number of threads.
 One compiled entry point, ``run_epoch``, serves training (minibatches of
 rows gathered in the epoch's order), a full-batch loss and gradient (L-BFGS,
 ``fastbp.loss_and_gradients``; an empty order) and the forward pass alone
-(predict; no targets). Its call depth is kept to two levels above the row
-kernels of ``_kernels``: Numba links every callee into each caller and LLVM
-optimizes and emits the linked code again at each level, so each level of
+(predict; no targets). Numba links every callee's code into each caller, and
+LLVM optimizes and emits the linked code again at each level, so each level of
 orchestration cost a cold first fit about as much as all the kernels below it.
+Hence the depth is kept to one level above the row kernels of ``_kernels``:
+the two regions take the kernels in, and run_epoch calls the regions through
+their addresses (_call_at, with the argument lists region_signatures writes
+down), so neither it nor the functions Numba outlines from its prange loops
+compile the regions' code again.
 
 The input comes dense (X) or as CSR arrays (data, indices, indptr; X is then
 an empty (0, 0) array): a sparse X only changes the first layer's forward pass
@@ -34,6 +38,7 @@ import threading
 from collections import OrderedDict, namedtuple
 from contextlib import contextmanager
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from llvmlite import ir
@@ -458,7 +463,7 @@ def add_layer_norms(grads, units, scratch, norms):
 
 @njit(**PARALLEL_JIT)
 def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms, grads, work, step, threads,
-              gradient_norms):
+              gradient_norms, region_1, region_2):
     """Every minibatch of an epoch: region 1, the batch's loss, region 2 (the
     gradients and, given optimizer state, the update), on Numba's `threads`
     threads (serially when 1, outside Numba's thread pool).
@@ -493,6 +498,9 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
         Threads for both regions.
     gradient_norms : float64 array
         Receives each layer's ‖∂C/∂w‖ averaged over the minibatches; empty: none.
+    region_1, region_2 : int
+        The addresses of forward_backward_share and gradient_task compiled
+        for region_signatures(dtype) (see region_addresses).
 
     Returns
     -------
@@ -534,16 +542,16 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
         # each integer type would compile the region's function again.
         if n_shares == 1:
             for share in range(n_shares):
-                forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
-                                       act_code, out_code, loss_code, eps, dropout, dropout_key, start,
-                                       x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
-                                       np.int64(share), n_shares)
+                _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
+                                    act_code, out_code, loss_code, eps, dropout, dropout_key, start,
+                                    x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
+                                    np.int64(share), n_shares))
         else:
             for share in prange(n_shares):
-                forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
-                                       act_code, out_code, loss_code, eps, dropout, dropout_key, start,
-                                       x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
-                                       np.int64(share), n_shares)
+                _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
+                                    act_code, out_code, loss_code, eps, dropout, dropout_key, start,
+                                    x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
+                                    np.int64(share), n_shares))
         if Y.shape[0] == 0:
             continue
 
@@ -574,16 +582,16 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
         n_shares = min(threads, tasks.shape[0])
         if n_shares == 1:
             for share in range(n_shares):
-                gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x,
-                              n_batch, activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
-                              opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon,
-                              np.int64(share), n_shares)
+                _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
+                                    penalty_columns, x, n_batch, activations, deltas, col_data, col_rows, col_ptr,
+                                    alpha, weight_sum, opt_code, first, second, step_size, momentum, nesterov,
+                                    beta_1, beta_2, epsilon, np.int64(share), n_shares))
         else:
             for share in prange(n_shares):
-                gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x,
-                              n_batch, activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
-                              opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon,
-                              np.int64(share), n_shares)
+                _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
+                                    penalty_columns, x, n_batch, activations, deltas, col_data, col_rows, col_ptr,
+                                    alpha, weight_sum, opt_code, first, second, step_size, momentum, nesterov,
+                                    beta_1, beta_2, epsilon, np.int64(share), n_shares))
         penalty_sum = 0.0
         for i in range(task_penalty.shape[0]):
             penalty_sum += task_penalty[i]
@@ -741,9 +749,82 @@ def _run(params, units, inputs, Y, sample_weight, order, batch_size, terms_, gra
                              threads, gradient_norms))
 
 
+def region_signatures(dtype):
+    """The signatures run_epoch calls its two regions by, for params of
+    `dtype`: forward_backward_share's and gradient_task's argument contract."""
+    float_ = numba.from_dtype(np.dtype(dtype))
+    f1, f2 = types.Array(float_, 1, "C"), types.Array(float_, 2, "C")
+    i1, i2 = types.Array(types.int64, 1, "C"), types.Array(types.int64, 2, "C")
+    d1, d2 = types.Array(types.float64, 1, "C"), types.Array(types.float64, 2, "C")
+    i, f = types.int64, types.float64
+    inputs = types.NamedTuple((f2, f1, i1, i1), Inputs)
+    region_1 = types.none(f1, f1, i1, inputs, i1, i1, f2, f1, i, i, i, i, f, f, types.uint64, i,
+                          f2, f2, f1, f1, f1, d1, f1, i, i)
+    region_2 = types.none(f1, f1, f1, f1, i1, i2, d1, d2, f2, i, f1, f1, f1, i1, i1, f, f,
+                          i, f1, f1, f, f, types.boolean, f, f, f, i, i)
+    return region_1, region_2
+
+
+@intrinsic
+def _call_at(typingctx, address, args):
+    """Call the compiled region at `address` with the tuple `args`, in Numba's
+    calling convention, passing on any exception it raises.
+
+    A call through an address keeps the region's code out of run_epoch's own
+    module and those of its prange loops: Numba would link it into each, and
+    LLVM optimize and emit it again four times over, over 40% of a cold first
+    fit's compile time. Only a tuple of one of region_signatures' argument
+    lists types; it is then the exact argument list the region was compiled
+    for.
+    """
+    arg_types = tuple(getattr(args, "types", ()))
+    if not isinstance(address, types.Integer) or not arg_types or not isinstance(arg_types[0], types.Array):
+        return None
+    if arg_types not in tuple(sig.args for sig in region_signatures(arg_types[0].dtype.name)):
+        raise numba.core.errors.TypingError(f"no region takes the arguments {arg_types}")
+
+    def codegen(context, builder, signature, llargs):
+        function_type = context.call_conv.get_function_type(types.none, arg_types)
+        function = builder.inttoptr(llargs[0], function_type.as_pointer())
+        values = [builder.extract_value(llargs[1], i) for i in range(len(arg_types))]
+        status, _ = context.call_conv.call_function(builder, function, types.none, arg_types, values)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return types.none(address, args), codegen
+
+
+if config.DISABLE_JIT:
+    def _call_at(function, args):  # noqa: F811 - the region itself in pure Python (NUMBA_DISABLE_JIT=1)
+        function(*args)
+
+
+_region_addresses = {}
+
+
+def region_addresses(dtype):
+    """(forward_backward_share, gradient_task) for params of `dtype`: their
+    addresses, each compiled for its region_signatures entry (or loaded from
+    the cache) on first use; the functions themselves in pure Python."""
+    regions = (forward_backward_share, gradient_task)
+    if config.DISABLE_JIT:
+        return regions
+    addresses = _region_addresses.get(dtype)
+    if addresses is None:
+        addresses = []
+        for region, signature in zip(regions, region_signatures(dtype)):
+            region.compile(signature.args)
+            compiled = region.overloads[signature.args]
+            addresses.append(compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name))
+        addresses = _region_addresses[np.dtype(dtype)] = tuple(addresses)
+    return addresses
+
+
 def _launch(threads, call):
     """run_epoch(*call) on `threads` threads, the count call holds: serially,
     launching no parallel region, when 1."""
+    call = call + region_addresses(call[0].dtype)
     if threads == 1:
         return run_epoch(*call)
     with parallel_launches():

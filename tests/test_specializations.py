@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from numba import njit, types
+from numba.core.errors import TypingError
 
 from fastbp import MLPClassifier, MLPRegressor, _loop
 from fastbp._cache import compiled_signatures
@@ -83,6 +85,28 @@ def test_the_epoch_has_one_signature_per_dtype_it_ran_in():
         _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0), X.astype(dtype), y).predict(X.astype(dtype))
     dtypes = sorted(str(sig[0].dtype) for sig in _loop.run_epoch.signatures)
     assert dtypes == ["float32", "float64"]
+
+
+def test_the_epoch_calls_its_regions_by_the_signatures_written_for_them():
+    dtypes = [np.float64, np.float32]
+    for dtype in dtypes:
+        _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0), X.astype(dtype), y).predict(X.astype(dtype))
+    # The regions are compiled for exactly region_signatures' argument lists and
+    # nothing else, and called by address (two int64 arguments of the epoch).
+    for region, index in ((_loop.forward_backward_share, 0), (_loop.gradient_task, 1)):
+        assert sorted(map(str, region.signatures)) == sorted(
+            str(_loop.region_signatures(d)[index].args) for d in dtypes)
+    for sig in _loop.run_epoch.signatures:
+        assert sig[-2:] == (types.int64, types.int64)
+
+
+def test_a_region_call_with_another_argument_list_does_not_compile():
+    @njit
+    def call_with(address, params):
+        _loop._call_at(address, (params, params))
+
+    with pytest.raises(TypingError, match="no region takes the arguments"):
+        call_with(0, np.zeros(3))
 
 
 def test_a_wrong_argument_type_is_refused_before_the_compiled_code():
