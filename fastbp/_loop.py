@@ -520,6 +520,7 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
     act_code, out_code, loss_code = terms.act_code, terms.out_code, terms.loss_code
     eps, alpha, dropout, dropout_key = terms.eps, terms.alpha, terms.dropout, terms.dropout_key
     opt_code, first, second, t = step.code, step.first, step.second, step.t
+    momentum, nesterov, epsilon, beta_1, beta_2 = step.momentum, step.nesterov, step.epsilon, step.beta_1, step.beta_2
 
     for layer in range(1, units.shape[0] - 1):
         coefs_t_layer = coef_t_view(coefs_t, units, layer)
@@ -537,61 +538,61 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
         n_batches += 1
         rows = order[start:stop]
         next_rows = order[stop : stop + batch_size]
-        n_shares = min(threads, (n_batch + BLOCK - 1) // BLOCK)
-        # The share number as int64 in both branches: prange's index is unsigned, and
-        # each integer type would compile the region's function again.
-        if n_shares == 1:
-            for share in range(n_shares):
-                _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
-                                    act_code, out_code, loss_code, eps, dropout, dropout_key, start,
-                                    x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
-                                    np.int64(share), n_shares))
-        else:
-            for share in prange(n_shares):
-                _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
-                                    act_code, out_code, loss_code, eps, dropout, dropout_key, start,
-                                    x_batch, y_batch, sw_batch, activations, deltas, losses, undropped,
-                                    np.int64(share), n_shares))
+        sw = sw_batch if gather else sample_weight
+        x = x_batch[:n_batch] if gather else inputs.X
+        col_rows = col_ptr = index_scratch[:0]
+        weight_sum = data_sum = step_size = 0.0
+        # Both regions run from one prange loop, a phase each (region 2 only
+        # given targets): Numba outlines every prange loop into a function of
+        # its own with two wrappers, about 2 s of a cold first fit apiece.
+        for phase in range(2 if Y.shape[0] > 0 else 1):
+            n_shares = min(threads, (n_batch + BLOCK - 1) // BLOCK)
+            if phase == 1:
+                for n in range(n_batch):
+                    weight_sum += sw[n]
+                    data_sum += losses[n]
+                if sparse:
+                    nnz = 0
+                    for n in range(n_batch):
+                        row = rows[n] if gather else n
+                        nnz += indptr[row + 1] - indptr[row]
+                    col_rows = index_scratch[:nnz]
+                    col_ptr = index_scratch[nnz : nnz + fan_in + 1]
+                    batch_csr_to_csc(data, indices, indptr, rows, n_batch, fan_in, col_data, col_rows, col_ptr)
+                if first.shape[0] > 0:
+                    t += 1
+                    step_size = step_rate(opt_code, step.learning_rate, step.beta_1, step.beta_2, t)
+                n_shares = min(threads, tasks.shape[0])
+            # The share number as int64 in both branches: prange's index is unsigned, and
+            # each integer type would compile the region's function again. The argument
+            # tuples are built in the loop body: Numba cannot pass a tuple holding a
+            # namedtuple into the function it outlines from a prange loop.
+            if n_shares == 1:
+                if phase == 0:
+                    _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
+                                        act_code, out_code, loss_code, eps, dropout, dropout_key, start, x_batch,
+                                        y_batch, sw_batch, activations, deltas, losses, undropped), np.int64(0), n_shares)
+                else:
+                    _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
+                                        penalty_columns, x, n_batch, activations, deltas, col_data, col_rows, col_ptr,
+                                        alpha, weight_sum, opt_code, first, second, step_size, momentum, nesterov,
+                                        beta_1, beta_2, epsilon), np.int64(0), n_shares)
+            else:
+                for share in prange(n_shares):
+                    if phase == 0:
+                        _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight,
+                                            n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, start,
+                                            x_batch, y_batch, sw_batch, activations, deltas, losses, undropped),
+                                 np.int64(share), n_shares)
+                    else:
+                        _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
+                                            penalty_columns, x, n_batch, activations, deltas, col_data, col_rows,
+                                            col_ptr, alpha, weight_sum, opt_code, first, second, step_size,
+                                            momentum, nesterov, beta_1, beta_2, epsilon),
+                                 np.int64(share), n_shares)
         if Y.shape[0] == 0:
             continue
 
-        sw = sw_batch if gather else sample_weight
-        weight_sum = 0.0
-        data_sum = 0.0
-        for n in range(n_batch):
-            weight_sum += sw[n]
-            data_sum += losses[n]
-        if sparse:
-            nnz = 0
-            for n in range(n_batch):
-                row = rows[n] if gather else n
-                nnz += indptr[row + 1] - indptr[row]
-            col_rows = index_scratch[:nnz]
-            col_ptr = index_scratch[nnz : nnz + fan_in + 1]
-            batch_csr_to_csc(data, indices, indptr, rows, n_batch, fan_in, col_data, col_rows, col_ptr)
-        else:
-            col_rows = index_scratch[:0]
-            col_ptr = index_scratch[:0]
-        x = x_batch[:n_batch] if gather else inputs.X
-        step_size = 0.0
-        if first.shape[0] > 0:
-            t += 1
-            step_size = step_rate(opt_code, step.learning_rate, step.beta_1, step.beta_2, t)
-        momentum, nesterov, epsilon = step.momentum, step.nesterov, step.epsilon
-        beta_1, beta_2 = step.beta_1, step.beta_2
-        n_shares = min(threads, tasks.shape[0])
-        if n_shares == 1:
-            for share in range(n_shares):
-                _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
-                                    penalty_columns, x, n_batch, activations, deltas, col_data, col_rows, col_ptr,
-                                    alpha, weight_sum, opt_code, first, second, step_size, momentum, nesterov,
-                                    beta_1, beta_2, epsilon, np.int64(share), n_shares))
-        else:
-            for share in prange(n_shares):
-                _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
-                                    penalty_columns, x, n_batch, activations, deltas, col_data, col_rows, col_ptr,
-                                    alpha, weight_sum, opt_code, first, second, step_size, momentum, nesterov,
-                                    beta_1, beta_2, epsilon, np.int64(share), n_shares))
         penalty_sum = 0.0
         for i in range(task_penalty.shape[0]):
             penalty_sum += task_penalty[i]
@@ -766,19 +767,19 @@ def region_signatures(dtype):
 
 
 @intrinsic
-def _call_at(typingctx, address, args):
-    """Call the compiled region at `address` with the tuple `args`, in Numba's
-    calling convention, passing on any exception it raises.
+def _call_at(typingctx, address, args, share, n_shares):
+    """Call the compiled region at `address` with the tuple `args` followed by
+    share and n_shares, in Numba's calling convention, passing on any
+    exception it raises.
 
     A call through an address keeps the region's code out of run_epoch's own
-    module and those of its prange loops: Numba would link it into each, and
-    LLVM optimize and emit it again four times over, over 40% of a cold first
-    fit's compile time. Only a tuple of one of region_signatures' argument
-    lists types; it is then the exact argument list the region was compiled
-    for.
+    module and that of its prange loop: Numba would link it into each, and
+    LLVM optimize and emit it again at every level, over 40% of a cold first
+    fit's compile time. Only one of region_signatures' argument lists types;
+    it is then the exact argument list the region was compiled for.
     """
-    arg_types = tuple(getattr(args, "types", ()))
-    if not isinstance(address, types.Integer) or not arg_types or not isinstance(arg_types[0], types.Array):
+    arg_types = tuple(getattr(args, "types", ())) + (share, n_shares)
+    if not isinstance(address, types.Integer) or not isinstance(arg_types[0], types.Array):
         return None
     if arg_types not in tuple(sig.args for sig in region_signatures(arg_types[0].dtype.name)):
         raise numba.core.errors.TypingError(f"no region takes the arguments {arg_types}")
@@ -786,18 +787,18 @@ def _call_at(typingctx, address, args):
     def codegen(context, builder, signature, llargs):
         function_type = context.call_conv.get_function_type(types.none, arg_types)
         function = builder.inttoptr(llargs[0], function_type.as_pointer())
-        values = [builder.extract_value(llargs[1], i) for i in range(len(arg_types))]
+        values = [builder.extract_value(llargs[1], i) for i in range(len(arg_types) - 2)] + list(llargs[2:])
         status, _ = context.call_conv.call_function(builder, function, types.none, arg_types, values)
         with cgutils.if_unlikely(builder, status.is_error):
             context.call_conv.return_status_propagate(builder, status)
         return context.get_dummy_value()
 
-    return types.none(address, args), codegen
+    return types.none(address, args, share, n_shares), codegen
 
 
 if config.DISABLE_JIT:
-    def _call_at(function, args):  # noqa: F811 - the region itself in pure Python (NUMBA_DISABLE_JIT=1)
-        function(*args)
+    def _call_at(function, args, share, n_shares):  # noqa: F811 - the region itself in pure Python (NUMBA_DISABLE_JIT=1)
+        function(*args, share, n_shares)
 
 
 _region_addresses = {}

@@ -103,7 +103,7 @@ def test_the_epoch_calls_its_regions_by_the_signatures_written_for_them():
 def test_a_region_call_with_another_argument_list_does_not_compile():
     @njit
     def call_with(address, params):
-        _loop._call_at(address, (params, params))
+        _loop._call_at(address, (params, params), np.int64(0), np.int64(1))
 
     with pytest.raises(TypingError, match="no region takes the arguments"):
         call_with(0, np.zeros(3))
