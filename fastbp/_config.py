@@ -20,8 +20,10 @@ from ._cache import disk_cache_available
 FASTMATH = {"contract"}
 
 # Serial kernels: elementwise work and small reductions. With nowhere to
-# cache, Numba's cache=True would make the import itself fail.
-JIT = dict(cache=disk_cache_available(), nogil=True, fastmath=FASTMATH, error_model="numpy")
+# cache, Numba's cache=True would make the import itself fail. No C-callable
+# wrapper: only Numba's first-class function types call one, and building it
+# for every function cost a cold first fit 0.6-1 s (measured in turns).
+JIT = dict(cache=disk_cache_available(), nogil=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 
 # Dot products of two contiguous rows, for layers too narrow to fill the
 # vector lanes in the row-update shape: reassociation lets LLVM sum each one
