@@ -500,7 +500,8 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
         Receives each layer's ‖∂C/∂w‖ averaged over the minibatches; empty: none.
     region_1, region_2 : int
         The addresses of forward_backward_share and gradient_task compiled
-        for region_signatures(dtype) (see region_addresses).
+        for region_signatures(dtype) (see region_address); region_2 is 0
+        for a forward pass alone, which never calls it.
 
     Returns
     -------
@@ -804,28 +805,33 @@ if config.DISABLE_JIT:
 _region_addresses = {}
 
 
-def region_addresses(dtype):
-    """(forward_backward_share, gradient_task) for params of `dtype`: their
-    addresses, each compiled for its region_signatures entry (or loaded from
-    the cache) on first use; the functions themselves in pure Python."""
-    regions = (forward_backward_share, gradient_task)
+def region_address(dtype, index):
+    """The address of region `index` (0: forward_backward_share, 1:
+    gradient_task) compiled for its region_signatures entry for params of
+    `dtype`, or loaded from the cache, on first use; in pure Python, the
+    function itself."""
+    region = (forward_backward_share, gradient_task)[index]
     if config.DISABLE_JIT:
-        return regions
-    addresses = _region_addresses.get(dtype)
-    if addresses is None:
-        addresses = []
-        for region, signature in zip(regions, region_signatures(dtype)):
-            region.compile(signature.args)
-            compiled = region.overloads[signature.args]
-            addresses.append(compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name))
-        addresses = _region_addresses[np.dtype(dtype)] = tuple(addresses)
-    return addresses
+        return region
+    key = (dtype, index)
+    address = _region_addresses.get(key)
+    if address is None:
+        signature = region_signatures(dtype)[index]
+        region.compile(signature.args)
+        compiled = region.overloads[signature.args]
+        address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
+        _region_addresses[np.dtype(dtype), index] = address
+    return address
 
 
 def _launch(threads, call):
     """run_epoch(*call) on `threads` threads, the count call holds: serially,
     launching no parallel region, when 1."""
-    call = call + region_addresses(call[0].dtype)
+    params, Y = call[0], call[3]
+    # A forward pass alone (Y with no rows) never reaches region 2: a predict
+    # in a fresh install compiles only what it runs.
+    backward = region_address(params.dtype, 1) if Y.shape[0] > 0 else 0
+    call = call + (region_address(params.dtype, 0), backward)
     if threads == 1:
         return run_epoch(*call)
     with parallel_launches():

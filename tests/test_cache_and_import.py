@@ -165,3 +165,25 @@ def test_data_file_of_another_signature_is_compiled_again_and_rewritten(populate
 
     assert _run(ZERO_ROWS, env, tmp_path) == {"ok": True, "hits": 0, "misses": 2}
     assert _run(ZERO_ROWS, env, tmp_path) == {"ok": True, "hits": 2, "misses": 0}
+
+
+# A forward pass in a fresh process, and what it compiled, as JSON.
+FORWARD_ONLY = """
+    import json, numpy as np
+    import fastbp
+    from fastbp import _loop
+    rng = np.random.default_rng(0)
+    coefs = [rng.normal(size=(3, 4)), rng.normal(size=(4, 2))]
+    intercepts = [np.zeros(4), np.zeros(2)]
+    X = rng.normal(size=(5, 3))
+    out = fastbp.forward(coefs, intercepts, X, activation="tanh", out_activation="identity")
+    expected = np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]
+    print(json.dumps({"close": bool(np.allclose(out, expected, rtol=1e-12)),
+                      "region_1": len(_loop.forward_backward_share.signatures),
+                      "region_2": len(_loop.gradient_task.signatures)}))
+"""
+
+
+def test_a_forward_pass_in_a_fresh_process_compiles_only_the_region_it_runs(tmp_path):
+    result = _run(FORWARD_ONLY, _cache_env(tmp_path / "cache"), tmp_path)
+    assert result == {"close": True, "region_1": 1, "region_2": 0}
