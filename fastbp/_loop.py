@@ -545,10 +545,11 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
         weight_sum = data_sum = step_size = 0.0
         # Both regions run from one prange loop, a phase each (region 2 only
         # given targets): Numba outlines every prange loop into a function of
-        # its own with two wrappers, about 2 s of a cold first fit apiece.
+        # its own with two wrappers, about 1 s of a cold first fit apiece.
         for phase in range(2 if Y.shape[0] > 0 else 1):
-            n_shares = min(threads, (n_batch + BLOCK - 1) // BLOCK)
-            if phase == 1:
+            if phase == 0:
+                n_shares = min(threads, (n_batch + BLOCK - 1) // BLOCK)
+            else:
                 for n in range(n_batch):
                     weight_sum += sw[n]
                     data_sum += losses[n]
@@ -562,7 +563,7 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
                     batch_csr_to_csc(data, indices, indptr, rows, n_batch, fan_in, col_data, col_rows, col_ptr)
                 if first.shape[0] > 0:
                     t += 1
-                    step_size = step_rate(opt_code, step.learning_rate, step.beta_1, step.beta_2, t)
+                    step_size = step_rate(opt_code, step.learning_rate, beta_1, beta_2, t)
                 n_shares = min(threads, tasks.shape[0])
             # The share number as int64 in both branches: prange's index is unsigned, and
             # each integer type would compile the region's function again. The argument
@@ -572,12 +573,14 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
                 if phase == 0:
                     _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
                                         act_code, out_code, loss_code, eps, dropout, dropout_key, start, x_batch,
-                                        y_batch, sw_batch, activations, deltas, losses, undropped), np.int64(0), n_shares)
+                                        y_batch, sw_batch, activations, deltas, losses, undropped),
+                             np.int64(0), n_shares)
                 else:
                     _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
                                         penalty_columns, x, n_batch, activations, deltas, col_data, col_rows, col_ptr,
                                         alpha, weight_sum, opt_code, first, second, step_size, momentum, nesterov,
-                                        beta_1, beta_2, epsilon), np.int64(0), n_shares)
+                                        beta_1, beta_2, epsilon),
+                             np.int64(0), n_shares)
             else:
                 for share in prange(n_shares):
                     if phase == 0:
@@ -813,14 +816,13 @@ def region_address(dtype, index):
     region = (forward_backward_share, gradient_task)[index]
     if config.DISABLE_JIT:
         return region
-    key = (dtype, index)
+    key = (np.dtype(dtype), index)
     address = _region_addresses.get(key)
     if address is None:
         signature = region_signatures(dtype)[index]
         region.compile(signature.args)
         compiled = region.overloads[signature.args]
-        address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
-        _region_addresses[np.dtype(dtype), index] = address
+        address = _region_addresses[key] = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
     return address
 
 
@@ -830,8 +832,8 @@ def _launch(threads, call):
     params, Y = call[0], call[3]
     # A forward pass alone (Y with no rows) never reaches region 2: a predict
     # in a fresh install compiles only what it runs.
-    backward = region_address(params.dtype, 1) if Y.shape[0] > 0 else 0
-    call = call + (region_address(params.dtype, 0), backward)
+    region_2 = region_address(params.dtype, 1) if Y.shape[0] > 0 else 0
+    call = call + (region_address(params.dtype, 0), region_2)
     if threads == 1:
         return run_epoch(*call)
     with parallel_launches():
