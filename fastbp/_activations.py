@@ -17,7 +17,7 @@ from numba import config, types
 from numba.extending import intrinsic
 
 from ._cache import njit
-from ._config import JIT
+from ._config import ENTRY_JIT, JIT
 
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = range(6)
 
@@ -87,7 +87,7 @@ def exp_of(x):
     return p * _float64_from_bits((k_low + 1023) << 52) * _float64_from_bits((k_high + 1023) << 52)
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def activate_rows(code, z, n0, n1):
     """a = σ(z), in place on rows n0..n1-1 of z."""
     n_units = z.shape[1]
@@ -125,7 +125,7 @@ def activate_rows(code, z, n0, n1):
                 z[n, j] /= total
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def multiply_derivative_rows(code, a, delta, n0, n1):
     """delta ⊙= σ'(z), with σ' written through a = σ(z), on rows n0..n1-1.
 

@@ -13,8 +13,10 @@ import os
 import warnings
 
 import numba
-from numba.core import sigutils
+from numba.core import config, sigutils
 from numba.core.caching import FunctionCache
+from numba.core.compiler import Compiler
+from numba.core.registry import CPUDispatcher
 
 
 def _probe():
@@ -93,13 +95,51 @@ class SelfHealingCache(FunctionCache):
         return None
 
 
+class CompiledOnlyDispatcher(CPUDispatcher):
+    """A dispatcher whose code has no CPython wrapper, for the functions only
+    compiled code calls in a fit or a predict (the kernels and the helpers
+    between them).
+
+    Numba builds a wrapper that unboxes Python arguments for every function
+    it compiles, callees included, and optimizes and emits it with the
+    function: about 2 s of a cold first fit (measured in turns), for code
+    no fit or predict runs. A Python call of such a function would jump to
+    a wrapper that does not exist, so Python calls go to a twin compiled
+    with one, made on first use and never cached: the on-disk index does not
+    tell entries with and without a wrapper apart. Only tests and direct
+    users of the kernels make twins; ``twins`` lists them.
+    """
+
+    twins = {}
+
+    def python_twin(self):
+        """The twin Python calls go to: this function, with a CPython wrapper."""
+        name = f"{self.py_func.__module__}.{self.py_func.__qualname__}"
+        twin = CompiledOnlyDispatcher.twins.get(name)
+        if twin is None:
+            twin = CompiledOnlyDispatcher.twins[name] = CPUDispatcher(
+                self.py_func, self.locals, dict(self.targetoptions, no_cpython_wrapper=False),
+                self._compiler.pipeline_class)
+        return twin
+
+    def __call__(self, *args, **kwargs):
+        return self.python_twin()(*args, **kwargs)
+
+
 def njit(**options):
     """``numba.njit(**options)``, with :class:`SelfHealingCache` as the
-    on-disk cache when ``options["cache"]`` is true."""
+    on-disk cache when ``options["cache"]`` is true, and a
+    :class:`CompiledOnlyDispatcher` when ``options["no_cpython_wrapper"]`` is."""
     cache = options.pop("cache", False)
 
     def decorate(func):
-        dispatcher = numba.njit(**options)(func)
+        if options.get("no_cpython_wrapper") and not config.DISABLE_JIT:
+            # What numba.njit does, with the dispatcher class swapped.
+            targetoptions = {key: value for key, value in options.items() if key != "pipeline_class"}
+            dispatcher = CompiledOnlyDispatcher(func, targetoptions=dict(targetoptions, nopython=True, boundscheck=None),
+                                                pipeline_class=options.get("pipeline_class", Compiler))
+        else:
+            dispatcher = numba.njit(**options)(func)
         if cache:
             # What Dispatcher.enable_caching does, with the cache class swapped.
             dispatcher._cache = SelfHealingCache(func)

@@ -22,8 +22,15 @@ FASTMATH = {"contract"}
 # Serial kernels: elementwise work and small reductions. With nowhere to
 # cache, Numba's cache=True would make the import itself fail. No C-callable
 # wrapper: only Numba's first-class function types call one, and building it
-# for every function cost a cold first fit 0.6-1 s (measured in turns).
-JIT = dict(cache=disk_cache_available(), nogil=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+# for every function cost a cold first fit 0.6-1 s (measured in turns). No
+# CPython wrapper either: only compiled code calls these in a fit or predict
+# (see _cache.CompiledOnlyDispatcher).
+JIT = dict(cache=disk_cache_available(), nogil=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True,
+           no_cpython_wrapper=True)
+
+# The compiled functions Python calls: the epoch, and the few helpers the
+# estimators and fastbp.jacobian call between epochs.
+ENTRY_JIT = dict(JIT, no_cpython_wrapper=False)
 
 # Dot products of two contiguous rows, for layers too narrow to fill the
 # vector lanes in the row-update shape: reassociation lets LLVM sum each one
@@ -58,6 +65,6 @@ DISJOINT_JIT = dict(JIT, pipeline_class=NoAliasCompiler)
 # Kernels that split work over threads with prange. Every prange loop gives
 # each output element to exactly one thread, so the result is bitwise the
 # same for any number of threads.
-PARALLEL_JIT = dict(JIT, parallel=True)
+PARALLEL_JIT = dict(ENTRY_JIT, parallel=True)
 
 FLOAT_DTYPES = (np.float64, np.float32)

@@ -17,7 +17,7 @@ each (sample, unit) pair apart.
 import numpy as np
 
 from ._cache import njit
-from ._config import JIT
+from ._config import ENTRY_JIT, JIT
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -36,7 +36,7 @@ def _mix(z):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def _epoch_key(seed, epoch):
     return _mix(_mix(np.uint64(seed)) + np.uint64(epoch) * _GOLDEN)
 
@@ -59,7 +59,7 @@ def _kept(sample_key, unit, rate):
     return float(_mix(sample_key + np.uint64(unit)) >> np.uint64(11)) * _UNIT_INTERVAL >= rate
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def hidden_unit_offset(units, layer):
     """The number of the first unit of hidden layer `layer` (1-based) among all hidden units."""
     offset = 0
@@ -94,7 +94,7 @@ def undropped_rows(activations, undropped, n0, n1, key, position0, unit0, rate):
             undropped[n, j] = activations[n, j] / scale if _kept(sample_key, unit0 + j, rate) else zero
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def dropout_factors(factors, key, position0, unit0, rate):
     """factors_nj = m_nj / (1 − p) for a whole matrix: the vectorized backend's mask."""
     factors[:, :] = 1

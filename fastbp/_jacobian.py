@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._activations import ACTIVATION_CODES, SOFTMAX, activate_rows, multiply_derivative_rows
 from ._cache import njit
-from ._config import JIT
+from ._config import ENTRY_JIT, JIT
 from ._params import coef_start, coef_view, intercept_view, pack
 from ._validation import check_names, check_network, check_option, check_X, training_dtype
 
@@ -87,7 +87,7 @@ def _transposed_layer(coefs_t, units, layer):
     return coefs_t[start : start + units[layer] * units[layer + 1]].reshape((units[layer + 1], units[layer]))
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def jacobian_forward(params, units, offsets, X, act_code, out_code, a, tangent, tangent_next, jac):
     """jac[n, :, i] = ∂a^L/∂x_i = ȧ^L for the tangent seed ẋ = e_i (forward mode):
     ż^{l+1}_j = Σ_k w_kj ȧ^l_k, ȧ^{l+1} = σ'(z^{l+1}) ⊙ ż^{l+1}, one sweep per input feature i."""
@@ -120,7 +120,7 @@ def jacobian_forward(params, units, offsets, X, act_code, out_code, a, tangent, 
                 jac[n, o, i] = da[o]
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def jacobian_reverse(params, coefs_t, units, offsets, X, act_code, out_code, a, adjoint, adjoint_next, jac):
     """jac[n, o, :] = ∂a^L_o/∂x = ā^0 for the adjoint seed ā^L = e_o (reverse mode):
     z̄^{l+1} = σ'(z^{l+1}) ⊙ ā^{l+1}, ā^l_k = Σ_j w_kj z̄^{l+1}_j, one sweep per output o.

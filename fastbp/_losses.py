@@ -15,7 +15,7 @@ import math
 
 from ._activations import EXP, IDENTITY, LOGISTIC, SOFTMAX, multiply_derivative_rows
 from ._cache import njit
-from ._config import JIT
+from ._config import ENTRY_JIT, JIT
 
 SQUARED_ERROR, LOG_LOSS, POISSON = range(3)
 
@@ -55,14 +55,14 @@ def sample_loss(loss_code, out_code, a, y, eps, n):
     return total
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def sample_losses(loss_code, out_code, a, y, eps, losses):
     """losses[n] = ℓ_n for every sample."""
     for n in range(a.shape[0]):
         losses[n] = sample_loss(loss_code, out_code, a, y, eps, n)
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def output_delta(loss_code, out_code, a, y, sample_weight, delta, n0, n1):
     """δ^L = s_n ∇_a ℓ_n ⊙ σ'(z^L) on rows n0..n1-1 (BP1), s_n the sample weight.
 

@@ -10,7 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from ._cache import njit
-from ._config import JIT
+from ._config import ENTRY_JIT, JIT
 
 SGD, ADAM = 0, 1
 
@@ -24,7 +24,7 @@ def no_step(dtype):
     return Step(SGD, empty, empty, 0, 0.0, 0.0, False, 0.0, 0.0, 0.0)
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def update_slice(code, params, grads, first, second, lo, hi, learning_rate, momentum, nesterov,
                  beta_1, beta_2, epsilon):
     """Update params[lo:hi] from grads[lo:hi].
@@ -64,7 +64,7 @@ def update_slice(code, params, grads, first, second, lo, hi, learning_rate, mome
             theta[i] += -eta * m[i] / (np.sqrt(v[i]) + eps)
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def step_rate(code, learning_rate, beta_1, beta_2, t):
     """The step size of minibatch number t (from 1): η for sgd,
     η_t = η √(1 − β2^t) / (1 − β1^t) for adam."""

@@ -1,6 +1,6 @@
 """Numba's on-disk cache at its edges: an install with nowhere to cache, and
 damaged cache files. Each case runs in fresh processes, on two small kernels
-(the dropout epoch key and zero_rows, under a second each to compile)."""
+(the dropout epoch key and activate_rows, each compiled in about a second)."""
 
 import json
 import os
@@ -15,18 +15,19 @@ from fastbp._dropout import _GOLDEN, _MIX_1, _MIX_2
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Runs zero_rows in float64 and float32 (two entries of one function) and
-# prints whether both zeroed the rows they should, with the cache hits and
+# Runs activate_rows (relu on rows 0 and 1) in float64 and float32 (two
+# entries of one function Python calls, so cached with its CPython wrapper)
+# and prints whether both gave the rows they should, with the cache hits and
 # misses, as JSON.
-ZERO_ROWS = """
+ACTIVATE_ROWS = """
     import json, numpy as np
-    from fastbp import _kernels
+    from fastbp import _activations
     ok = True
     for dtype in (np.float64, np.float32):
-        a = np.ones((3, 2), dtype)
-        _kernels.zero_rows(a, 0, 2)
-        ok &= bool((a == [[0, 0], [0, 0], [1, 1]]).all())
-    stats = _kernels.zero_rows.stats
+        a = np.array([[-1, 2], [3, -4], [-5, 6]], dtype)
+        _activations.activate_rows(_activations.RELU, a, 0, 2)
+        ok &= bool((a == [[0, 2], [3, 0], [-5, 6]]).all())
+    stats = _activations.activate_rows.stats
     print(json.dumps({"ok": ok, "hits": sum(stats.cache_hits.values()),
                       "misses": sum(stats.cache_misses.values())}))
 """
@@ -122,9 +123,9 @@ def _cache_file(cache_dir, pattern):
 
 @pytest.fixture(scope="module")
 def populated_cache(tmp_path_factory):
-    """A Numba cache holding the epoch key and both zero_rows entries."""
+    """A Numba cache holding the epoch key and both activate_rows entries."""
     root = tmp_path_factory.mktemp("populated")
-    _run(EPOCH_KEY + ZERO_ROWS, _cache_env(root / "cache"), root)
+    _run(EPOCH_KEY + ACTIVATE_ROWS, _cache_env(root / "cache"), root)
     return root / "cache"
 
 
@@ -156,15 +157,15 @@ def test_data_file_of_another_signature_is_compiled_again_and_rewritten(populate
     unbox array" in every later process."""
     cache_dir = tmp_path / "cache"
     shutil.copytree(populated_cache, cache_dir)
-    first = _cache_file(cache_dir, "_kernels.zero_rows-*.1.nbc")
-    second = _cache_file(cache_dir, "_kernels.zero_rows-*.2.nbc")
+    first = _cache_file(cache_dir, "_activations.activate_rows-*.1.nbc")
+    second = _cache_file(cache_dir, "_activations.activate_rows-*.2.nbc")
     first_data = first.read_bytes()
     first.write_bytes(second.read_bytes())
     second.write_bytes(first_data)
     env = _cache_env(cache_dir)
 
-    assert _run(ZERO_ROWS, env, tmp_path) == {"ok": True, "hits": 0, "misses": 2}
-    assert _run(ZERO_ROWS, env, tmp_path) == {"ok": True, "hits": 2, "misses": 0}
+    assert _run(ACTIVATE_ROWS, env, tmp_path) == {"ok": True, "hits": 0, "misses": 2}
+    assert _run(ACTIVATE_ROWS, env, tmp_path) == {"ok": True, "hits": 2, "misses": 0}
 
 
 # A forward pass in a fresh process, and what it compiled, as JSON.

@@ -7,6 +7,11 @@ middle of a session. The estimators convert every such input before the
 call, and ``_loop.check_call`` refuses anything else.
 """
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -132,3 +137,51 @@ def test_a_wrong_argument_type_is_refused_before_the_compiled_code():
         _loop.check_call(params, units, inputs, Y, np.ones(60), _loop._NO_ROWS, 60,
                          _loop.Terms(3, 4, 1, 1, 0.0, 1.0, 0.0, np.uint64(0)), grads, work.buffers,
                          _loop.no_step(np.float64), 1, _loop._NO_NORMS)
+
+
+# Every public path in both backends and dtypes, then the compiled-only
+# functions it called from Python (each such call builds an uncached twin).
+PUBLIC_PATHS = """
+    import json, pickle, warnings
+    import numpy as np, scipy.sparse as sp
+    import fastbp
+    from fastbp import MLPClassifier, MLPRegressor
+    from fastbp._cache import CompiledOnlyDispatcher
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        X = rng.normal(size=(60, 5)).astype(dtype)
+        y = np.arange(60) % 3
+        Y = np.eye(3, dtype=dtype)[y]
+        for backend in ("loop", "vectorized"):
+            for solver in ("adam", "sgd", "lbfgs"):
+                model = MLPClassifier((6, 4), max_iter=2, random_state=0, solver=solver, backend=backend,
+                                      early_stopping=solver != "lbfgs").fit(X, y)
+                model.predict(X[:1]), model.predict_proba(X), model.score(X, y)
+            model = MLPClassifier((4,), max_iter=2, random_state=0, backend=backend, dropout=0.2,
+                                  record_gradient_norms=True).fit(sp.csr_matrix(X), y)
+            model.partial_fit(X[:20], y[:20])
+            pickle.loads(pickle.dumps(model)).predict(sp.csr_matrix(X))
+            for loss, target in (("squared_error", X[:, :2]), ("poisson", np.abs(X[:, 0]))):
+                MLPRegressor(hidden_layer_sizes=(4,), loss=loss, max_iter=2, random_state=0,
+                             backend=backend).fit(X, target).predict(X)
+            fastbp.forward(model.coefs_, model.intercepts_, X, backend=backend)
+            fastbp.loss_and_gradients(model.coefs_, model.intercepts_, X, Y, backend=backend)
+        for mode in ("reverse", "forward"):
+            fastbp.jacobian(model, X[:3], mode=mode)
+    fastbp.check_gradients(model.coefs_, model.intercepts_, X[:5].astype(np.float64), Y[:5].astype(np.float64))
+    fastbp.warmup()
+    print(json.dumps(sorted(CompiledOnlyDispatcher.twins)))
+"""
+
+
+def test_no_public_path_calls_a_compiled_only_function_from_python(tmp_path):
+    """The kernels compiled with no CPython wrapper (JIT) are called by compiled
+    code alone in every fit, predict, jacobian and warmup: a Python call would
+    compile an uncached twin in every process."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(PUBLIC_PATHS)], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.splitlines()[-1]) == []
