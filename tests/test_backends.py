@@ -242,6 +242,30 @@ def test_row_update_kernel_on_disjoint_rows_of_one_buffer(a_transposed, dtype):
     np.testing.assert_allclose(C, expected, rtol=0, atol=50 * np.finfo(dtype).eps * np.abs(product).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("a_transposed", [False, True])
+@pytest.mark.parametrize("n_terms", [3, 18, 1100])
+def test_row_update_kernel_gives_a_row_the_same_bits_in_a_block_or_alone(n_terms, a_transposed, dtype):
+    """Rows in blocks of 4 and the rows left over (a predict on 1 to 3 rows)
+    take each C[r, j] through the same fused multiply-adds in the same order,
+    so a row's result cannot depend on how many rows share the call. 1100
+    terms of 300 columns span several TERM_BYTES spans."""
+    rng = np.random.default_rng(1)
+    n, w = 9, 300 if n_terms == 1100 else 37
+    A = rng.standard_normal((n_terms, n) if a_transposed else (n, n_terms)).astype(dtype)
+    B = rng.standard_normal((n_terms, w)).astype(dtype)
+    start = rng.standard_normal((n, w)).astype(dtype)
+    together = start.copy()
+    accumulate_product_rows(A, B, together, 0, n, a_transposed)
+    for r in range(n):
+        alone = start.copy()
+        accumulate_product_rows(A, B, alone, r, r + 1, a_transposed)
+        np.testing.assert_array_equal(alone[r], together[r])
+        np.testing.assert_array_equal(np.delete(alone, r, axis=0), np.delete(start, r, axis=0))
+    exact = start.astype(np.float64) + (A.T if a_transposed else A).astype(np.float64) @ B.astype(np.float64)
+    np.testing.assert_allclose(together, exact, rtol=0, atol=50 * n_terms ** 0.5 * np.finfo(dtype).eps * np.abs(exact).max())
+
+
 @pytest.mark.parametrize("units", [(64, 100, 10), (100, 256, 256, 10), (13, 37, 19, 5), (5, 3), (784, 1000, 10)],
                          ids=str)
 def test_gradient_task_shares_are_contiguous_and_equal_in_work(units):
