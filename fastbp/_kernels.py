@@ -80,32 +80,17 @@ def accumulate_product_rows(A, B, C, r0, r1, a_transposed):
                     c3[j] = (((c3[j] + a30 * b0[j]) + a31 * b1[j]) + a32 * b2[j]) + a33 * b3[j]
                 t += BLOCK
             # Leftover terms (fewer than 4) only in the last span: a span is a multiple of 4.
-            _accumulate_rows_singly(A, B, C, r, r + BLOCK, t, t1, a_transposed)
+            _accumulate_rank1(A, B, C, r, r + BLOCK, t, t1, a_transposed)
             r += BLOCK
-        _accumulate_rows_singly(A, B, C, r, r1, t0, t1, a_transposed)
+        _accumulate_rank1(A, B, C, r, r1, t0, t1, a_transposed)
 
 
-@njit(**DISJOINT_JIT)
-def _accumulate_rows_singly(A, B, C, r0, r1, t0, t1, a_transposed):
-    """C[r, :] += Σ_t A[r, t] B[t, :] for t0 <= t < t1, one row at a time: the
-    rows (fewer than 4) and the terms left over by accumulate_product_rows'
-    blocks. Four terms per pass over a row, as in a block, so that a predict
-    on one row reads and writes C[r] a quarter as often (the weights then
-    stream at the cache's rate); each C[r, j] is summed over t in the same
-    order, one fused multiply-add at a time, as in a block."""
+@njit(**JIT)
+def _accumulate_rank1(A, B, C, r0, r1, t0, t1, a_transposed):
+    """C[r, :] += A[r, t] B[t, :] for the terms t0 <= t < t1 left over by the blocks."""
     for r in range(r0, r1):
         c = C[r]
-        t = t0
-        while t + BLOCK <= t1:
-            if a_transposed:
-                a0, a1, a2, a3 = A[t, r], A[t + 1, r], A[t + 2, r], A[t + 3, r]
-            else:
-                a0, a1, a2, a3 = A[r, t], A[r, t + 1], A[r, t + 2], A[r, t + 3]
-            b0, b1, b2, b3 = B[t], B[t + 1], B[t + 2], B[t + 3]
-            for j in range(B.shape[1]):
-                c[j] = (((c[j] + a0 * b0[j]) + a1 * b1[j]) + a2 * b2[j]) + a3 * b3[j]
-            t += BLOCK
-        for t in range(t, t1):
+        for t in range(t0, t1):
             a = A[t, r] if a_transposed else A[r, t]
             b = B[t]
             for j in range(B.shape[1]):
