@@ -28,8 +28,9 @@ FASTMATH = {"contract"}
 JIT = dict(cache=disk_cache_available(), nogil=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True,
            no_cpython_wrapper=True)
 
-# The compiled functions Python calls: the epoch, and the few helpers the
-# estimators and fastbp.jacobian call between epochs.
+# The compiled functions Python calls: the epoch, the kernels the vectorized
+# backend runs between its NumPy products, the dropout epoch key and
+# fastbp.jacobian's sweeps (tests/test_specializations.py checks the list).
 ENTRY_JIT = dict(JIT, no_cpython_wrapper=False)
 
 # Dot products of two contiguous rows, for layers too narrow to fill the
