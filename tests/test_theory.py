@@ -298,6 +298,27 @@ def test_exp_of_is_within_one_ulp_of_libm_over_the_whole_float64_range():
     assert np.isnan(exp_of(np.nan))
 
 
+@pytest.mark.parametrize("width", [1, 10, 37])
+@pytest.mark.parametrize("code", range(6))
+def test_an_activation_changes_only_its_rows_and_each_as_a_whole_pass_does(code, width):
+    """activate_rows takes rows n0..n1-1 as one run of elements: rows outside
+    stay as they were, and a row's result is the same whichever rows share
+    the call (identity, logistic, tanh, relu, softmax, exp)."""
+    from fastbp._activations import activate_rows
+
+    rng = np.random.default_rng(2)
+    z = rng.normal(scale=3.0, size=(9, width))
+    whole = z.copy()
+    activate_rows(code, whole, 0, 9)
+    part = z.copy()
+    activate_rows(code, part, 2, 6)
+    np.testing.assert_array_equal(part[2:6], whole[2:6])
+    np.testing.assert_array_equal(part[:2], z[:2])
+    np.testing.assert_array_equal(part[6:], z[6:])
+    if code != 0:
+        assert not np.array_equal(whole, z)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_exp_activations_agree_with_scipy_and_stay_finite_at_extreme_logits(dtype):
     from scipy.special import softmax
