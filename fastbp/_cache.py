@@ -71,6 +71,13 @@ class SelfHealingCache(FunctionCache):
     the function and writes a fresh entry, so the next process loads it again.
     """
 
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        # An entry holds the code of every kernel the function calls, from
+        # other modules too: stale when any module of the package changes,
+        # not only the function's own file (Numba's own rule).
+        self._cache_file._source_stamp = (self._cache_file._source_stamp, _package_stamp())
+
     def load_overload(self, sig, target_context):
         try:
             cres = super().load_overload(sig, target_context)

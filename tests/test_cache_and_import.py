@@ -92,6 +92,24 @@ def test_import_with_nowhere_to_cache_compiles_in_memory_and_warns_once(tmp_path
     assert result["cache_path"] is None
 
 
+def test_an_entry_goes_stale_when_any_module_of_the_package_changes(tmp_path):
+    """A cached entry holds the code of the kernels its function calls, from
+    other modules too: editing _kernels.py must not leave _loop's or
+    _dropout's entries running the old kernels (Numba itself checks only the
+    function's own file)."""
+    site = tmp_path / "site"
+    shutil.copytree(os.path.join(REPO, "fastbp"), site / "fastbp", ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(site), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    assert _run(EPOCH_KEY, env, tmp_path)["misses"] == 1
+    assert (_run(EPOCH_KEY, env, tmp_path)["hits"], _run(EPOCH_KEY, env, tmp_path)["misses"]) == (1, 0)
+    other = site / "fastbp" / "_kernels.py"
+    stat = other.stat()
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    stale = _run(EPOCH_KEY, env, tmp_path)
+    assert (stale["hits"], stale["misses"], stale["key"]) == (0, 1, _expected_epoch_key(7, 3))
+    assert _run(EPOCH_KEY, env, tmp_path)["hits"] == 1
+
+
 def _zero(data):
     return b""
 
