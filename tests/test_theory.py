@@ -298,6 +298,29 @@ def test_exp_of_is_within_one_ulp_of_libm_over_the_whole_float64_range():
     assert np.isnan(exp_of(np.nan))
 
 
+def test_tanh_of_is_within_three_ulp_of_numpy_and_exact_at_its_edges():
+    from fastbp._activations import TANH, activate_rows, tanh_of
+
+    rng = np.random.default_rng(3)
+    # Every scale the formula treats apart: e^{-2|x|} - 1 near 0 (k = 0), in the
+    # bands k = -1, -2, ..., and where tanh rounds to ±1.
+    x = np.concatenate([rng.normal(scale=s, size=4000) for s in (1e-300, 1e-12, 1e-4, 0.1, 0.3, 0.6, 1, 3, 10, 30)])
+    got = np.array([tanh_of(v) for v in x])
+    expected = np.tanh(x)
+    assert np.all(np.abs(got - expected) <= 3 * np.spacing(np.abs(expected)))
+    edges = [0.0, 19.07, 20.0, 1e300, np.inf, 5e-324]
+    assert [tanh_of(v) for v in edges] == [0.0, np.tanh(19.07), 1.0, 1.0, 1.0, 5e-324]
+    assert [tanh_of(-v) for v in edges] == [-0.0, -np.tanh(19.07), -1.0, -1.0, -1.0, -5e-324]
+    assert math.copysign(1.0, tanh_of(-0.0)) == -1.0 and np.isnan(tanh_of(np.nan))
+    # The activation: float64 as tanh_of, float32 rounded once from it.
+    for dtype in (np.float64, np.float32):
+        z = x.astype(dtype).reshape(-1, 8)
+        a = z.copy()
+        activate_rows(TANH, a, 0, a.shape[0])
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, np.array([tanh_of(float(v)) for v in z.ravel()]).astype(dtype).reshape(z.shape))
+
+
 @pytest.mark.parametrize("width", [1, 10, 37])
 @pytest.mark.parametrize("code", range(6))
 def test_an_activation_changes_only_its_rows_and_each_as_a_whole_pass_does(code, width):
