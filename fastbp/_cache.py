@@ -54,8 +54,13 @@ def _package_stamp():
     folder = os.path.dirname(os.path.abspath(__file__))
     stamp = []
     for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
-            st = os.stat(os.path.join(folder, name))
+        # An editor's lock file (.#_mlp.py, a dangling link) or a module removed
+        # meanwhile is no module of the package: it must not fail the first fit.
+        if name.endswith(".py") and not name.startswith("."):
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
             stamp.append((name, st.st_mtime, st.st_size))
     return tuple(stamp)
 

@@ -29,8 +29,10 @@ JIT = dict(cache=disk_cache_available(), nogil=True, fastmath=FASTMATH, error_mo
            no_cpython_wrapper=True)
 
 # The compiled functions Python calls: the epoch, the kernels the vectorized
-# backend runs between its NumPy products, the dropout epoch key and
-# fastbp.jacobian's sweeps (tests/test_specializations.py checks the list).
+# backend runs between its NumPy products, the dropout epoch key,
+# fastbp.jacobian's sweeps, and the layer views and norms the estimators read
+# (_backprop, L-BFGS's gradient norms); tests/test_specializations.py checks
+# that no public path calls any other.
 ENTRY_JIT = dict(JIT, no_cpython_wrapper=False)
 
 # Dot products of two contiguous rows, for layers too narrow to fill the

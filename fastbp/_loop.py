@@ -47,7 +47,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._cache import njit
-from ._config import JIT, PARALLEL_JIT
+from ._config import ENTRY_JIT, JIT, PARALLEL_JIT
 from ._dropout import drop_rows, hidden_unit_offset, undropped_rows
 from ._kernels import (
     BLOCK,
@@ -153,7 +153,7 @@ def coef_t_view(coefs_t, units, layer):
     return coefs_t[start : start + fan_in * fan_out].reshape((fan_out, fan_in))
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def layer_rows(buffer, units, layer, n_rows):
     """Rows 0..n_rows-1 of layer `layer` (>= 1) in a per-layer workspace buffer
     (activations, deltas), which holds for each layer l >= 1 room for
@@ -454,7 +454,7 @@ def gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penal
                 transpose_rows(coef_view(params, units, layer), coef_t_view(coefs_t, units, layer), k0, k1)
 
 
-@njit(**JIT)
+@njit(**ENTRY_JIT)
 def add_layer_norms(grads, units, scratch, norms):
     """norms[l] += ‖∂C/∂w^l‖ (Frobenius, the L2 term included) for every layer."""
     for layer in range(units.shape[0] - 1):

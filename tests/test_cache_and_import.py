@@ -99,6 +99,8 @@ def test_an_entry_goes_stale_when_any_module_of_the_package_changes(tmp_path):
     function's own file)."""
     site = tmp_path / "site"
     shutil.copytree(os.path.join(REPO, "fastbp"), site / "fastbp", ignore=shutil.ignore_patterns("__pycache__"))
+    # An editor's lock file beside the modules, a dangling link: no module, and no error.
+    (site / "fastbp" / ".#_mlp.py").symlink_to(tmp_path / "nowhere")
     env = dict(os.environ, PYTHONPATH=str(site), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     assert _run(EPOCH_KEY, env, tmp_path)["misses"] == 1
     assert (_run(EPOCH_KEY, env, tmp_path)["hits"], _run(EPOCH_KEY, env, tmp_path)["misses"]) == (1, 0)

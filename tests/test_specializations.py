@@ -169,6 +169,12 @@ PUBLIC_PATHS = """
             fastbp.loss_and_gradients(model.coefs_, model.intercepts_, X, Y, backend=backend)
         for mode in ("reverse", "forward"):
             fastbp.jacobian(model, X[:3], mode=mode)
+        # L-BFGS records the norms between iterations, from Python; scikit-learn's
+        # own gradient check calls _backprop.
+        model = MLPClassifier((4,), max_iter=2, random_state=0, solver="lbfgs", record_gradient_norms=True).fit(X, y)
+        n_layers = len(model.coefs_)
+        model._backprop(X, Y, None, [X] + [None] * n_layers, [None] * n_layers, [None] * n_layers,
+                        [None] * n_layers)
     fastbp.check_gradients(model.coefs_, model.intercepts_, X[:5].astype(np.float64), Y[:5].astype(np.float64))
     fastbp.warmup()
     print(json.dumps(sorted(CompiledOnlyDispatcher.twins)))
