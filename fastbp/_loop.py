@@ -293,7 +293,7 @@ def prefetch_rows(X, rows, Y, sparse):
 
 
 @njit(**JIT)
-def forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
+def forward_backward_share(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight, n_batch,
                            act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
                            x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, share, n_shares):
     """Region 1's work for one thread: share `share` of `n_shares` of the
@@ -310,8 +310,8 @@ def forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, s
         The flat parameters, and the wᵀ of layers 1..L-1 (see coef_t_view).
     units : int64 array
         Layer widths, inputs first.
-    inputs : Inputs
-        The whole input, dense or CSR; read only.
+    X, data, indices, indptr : arrays
+        The whole input, dense or CSR (see Inputs); read only.
     rows, next_rows : int64 arrays
         This minibatch's rows of the input (empty: rows 0..n_batch-1, used in
         place), and the next minibatch's.
@@ -329,7 +329,6 @@ def forward_backward_share(params, coefs_t, units, inputs, rows, next_rows, Y, s
     share, n_shares : int
         Which contiguous share of the blocks this call takes.
     """
-    X, data, indices, indptr = inputs
     n_blocks = (n_batch + BLOCK - 1) // BLOCK
     n0 = share * n_blocks // n_shares * BLOCK
     n1 = min((share + 1) * n_blocks // n_shares * BLOCK, n_batch)
@@ -546,6 +545,11 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
         # Both regions run from one prange loop, a phase each (region 2 only
         # given targets): Numba outlines every prange loop into a function of
         # its own with two wrappers, about 1 s of a cold first fit apiece.
+        # Each region's arguments are one tuple of arrays and scalars (Numba
+        # cannot pass a tuple holding a namedtuple into that function).
+        args_1 = (params, coefs_t, units, inputs.X, data, indices, indptr, rows, next_rows, Y, sample_weight,
+                  n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, start, x_batch, y_batch,
+                  sw_batch, activations, deltas, losses, undropped)
         for phase in range(2 if Y.shape[0] > 0 else 1):
             if phase == 0:
                 n_shares = min(threads, (n_batch + BLOCK - 1) // BLOCK)
@@ -565,35 +569,23 @@ def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms,
                     t += 1
                     step_size = step_rate(opt_code, step.learning_rate, beta_1, beta_2, t)
                 n_shares = min(threads, tasks.shape[0])
-            # The share number as int64 in both branches: prange's index is unsigned, and
-            # each integer type would compile the region's function again. The argument
-            # tuples are built in the loop body: Numba cannot pass a tuple holding a
-            # namedtuple into the function it outlines from a prange loop.
+            # Built in both phases, so that it is defined wherever the prange body sees it.
+            args_2 = (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
+                      activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum, opt_code, first, second,
+                      step_size, momentum, nesterov, beta_1, beta_2, epsilon)
+            # The share number as int64 in both branches: prange's index is unsigned,
+            # and each integer type would compile the region's function again.
             if n_shares == 1:
                 if phase == 0:
-                    _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight, n_batch,
-                                        act_code, out_code, loss_code, eps, dropout, dropout_key, start, x_batch,
-                                        y_batch, sw_batch, activations, deltas, losses, undropped),
-                             np.int64(0), n_shares)
+                    _call_at(region_1, args_1, np.int64(0), n_shares)
                 else:
-                    _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
-                                        penalty_columns, x, n_batch, activations, deltas, col_data, col_rows, col_ptr,
-                                        alpha, weight_sum, opt_code, first, second, step_size, momentum, nesterov,
-                                        beta_1, beta_2, epsilon),
-                             np.int64(0), n_shares)
+                    _call_at(region_2, args_2, np.int64(0), n_shares)
             else:
                 for share in prange(n_shares):
                     if phase == 0:
-                        _call_at(region_1, (params, coefs_t, units, inputs, rows, next_rows, Y, sample_weight,
-                                            n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, start,
-                                            x_batch, y_batch, sw_batch, activations, deltas, losses, undropped),
-                                 np.int64(share), n_shares)
+                        _call_at(region_1, args_1, np.int64(share), n_shares)
                     else:
-                        _call_at(region_2, (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty,
-                                            penalty_columns, x, n_batch, activations, deltas, col_data, col_rows,
-                                            col_ptr, alpha, weight_sum, opt_code, first, second, step_size,
-                                            momentum, nesterov, beta_1, beta_2, epsilon),
-                                 np.int64(share), n_shares)
+                        _call_at(region_2, args_2, np.int64(share), n_shares)
         if Y.shape[0] == 0:
             continue
 
@@ -762,8 +754,7 @@ def region_signatures(dtype):
     i1, i2 = types.Array(types.int64, 1, "C"), types.Array(types.int64, 2, "C")
     d1, d2 = types.Array(types.float64, 1, "C"), types.Array(types.float64, 2, "C")
     i, f = types.int64, types.float64
-    inputs = types.NamedTuple((f2, f1, i1, i1), Inputs)
-    region_1 = types.none(f1, f1, i1, inputs, i1, i1, f2, f1, i, i, i, i, f, f, types.uint64, i,
+    region_1 = types.none(f1, f1, i1, f2, f1, i1, i1, i1, i1, f2, f1, i, i, i, i, f, f, types.uint64, i,
                           f2, f2, f1, f1, f1, d1, f1, i, i)
     region_2 = types.none(f1, f1, f1, f1, i1, i2, d1, d2, f2, i, f1, f1, f1, i1, i1, f, f,
                           i, f1, f1, f, f, types.boolean, f, f, f, i, i)
