@@ -46,7 +46,7 @@ from numba import config, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._cache import njit
+from ._cache import compiling_elsewhere, load_cached, njit
 from ._config import ENTRY_JIT, JIT, PARALLEL_JIT
 from ._dropout import drop_rows, hidden_unit_offset, undropped_rows
 from ._kernels import (
@@ -817,13 +817,49 @@ def region_address(dtype, index):
     return address
 
 
+def compile_epoch(signature):
+    """Compile run_epoch for the argument types `signature` (a helper
+    process's job, see _resolve_entry_points)."""
+    run_epoch.compile(signature)
+
+
+# (dtype, training) of the calls whose entry points this process has resolved.
+_resolved = set()
+_resolve_lock = threading.Lock()
+
+
+def _resolve_entry_points(call, training):
+    """Compile or load what run_epoch(*call) runs: region 1, region 2 when
+    training (a predict never reaches it, so that a predict in a fresh install
+    compiles only what it runs) and run_epoch itself. When region 1 is not in
+    the disk cache, the cache is cold: helper processes compile region 2 and
+    the epoch meanwhile (see _cache.compiling_elsewhere)."""
+    dtype = call[0].dtype
+    with _resolve_lock:
+        if (dtype, training) in _resolved:
+            return
+        jobs = []
+        # Helpers hand their code over through the disk cache: none without one.
+        if JIT["cache"] and not load_cached(forward_backward_share, region_signatures(dtype)[0].args):
+            if training:
+                jobs.append((__name__, "region_address", (dtype.str, 1)))
+            signature = tuple(run_epoch.typeof_pyval(value) for value in call) + (types.int64, types.int64)
+            jobs.append((__name__, "compile_epoch", (signature,)))
+        with compiling_elsewhere(jobs):
+            region_address(dtype, 0)
+        if training:
+            region_address(dtype, 1)
+        _resolved.add((dtype, training))
+
+
 def _launch(threads, call):
     """run_epoch(*call) on `threads` threads, the count call holds: serially,
     launching no parallel region, when 1."""
     params, Y = call[0], call[3]
-    # A forward pass alone (Y with no rows) never reaches region 2: a predict
-    # in a fresh install compiles only what it runs.
-    region_2 = region_address(params.dtype, 1) if Y.shape[0] > 0 else 0
+    training = Y.shape[0] > 0
+    if (params.dtype, training) not in _resolved and not config.DISABLE_JIT:
+        _resolve_entry_points(call, training)
+    region_2 = region_address(params.dtype, 1) if training else 0
     call = call + (region_address(params.dtype, 0), region_2)
     if threads == 1:
         return run_epoch(*call)

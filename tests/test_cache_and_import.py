@@ -2,7 +2,9 @@
 damaged cache files. Each case runs in fresh processes, on two small kernels
 (the dropout epoch key and activate_rows, each compiled in about a second)."""
 
+import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -208,3 +210,109 @@ FORWARD_ONLY = """
 def test_a_forward_pass_in_a_fresh_process_compiles_only_the_region_it_runs(tmp_path):
     result = _run(FORWARD_ONLY, _cache_env(tmp_path / "cache"), tmp_path)
     assert result == {"close": True, "region_1": 1, "region_2": 0}
+
+
+# A cold first fit in a fresh process: its weights, and whether each entry
+# point was compiled there or loaded from the cache, as JSON.
+COLD_FIT = """
+    import json, numpy as np
+    from sklearn.datasets import load_digits
+    from fastbp import MLPClassifier, _loop
+    X, y = load_digits(return_X_y=True)
+    model = MLPClassifier((16,), max_iter=3, random_state=0).fit(X[:300] / 16, y[:300])
+    compiled = {name: sum(getattr(_loop, name)._cache_misses.values())
+                for name in ("forward_backward_share", "gradient_task", "run_epoch")}
+    print(json.dumps({"weights": [w.tolist() for w in model.coefs_ + model.intercepts_], "compiled": compiled}))
+"""
+
+
+def test_a_cold_first_fit_takes_region_2_and_the_epoch_from_a_helper_with_the_same_weights(tmp_path):
+    """The helper's code is the code this process would compile: the weights
+    match a fit here bit for bit."""
+    from sklearn.datasets import load_digits
+
+    from fastbp import MLPClassifier
+
+    env = dict(_cache_env(tmp_path / "cache"), FASTBP_COMPILE_HELPERS="1")
+    result = _run(COLD_FIT, env, tmp_path)
+    assert result["compiled"] == {"forward_backward_share": 1, "gradient_task": 0, "run_epoch": 0}
+    X, y = load_digits(return_X_y=True)
+    model = MLPClassifier((16,), max_iter=3, random_state=0).fit(X[:300] / 16, y[:300])
+    assert result["weights"] == [w.tolist() for w in model.coefs_ + model.intercepts_]
+
+
+def _copy_job(tmp_path, name):
+    """A job that leaves a file behind: proof a helper ran it, with its arguments."""
+    source = tmp_path / "source"
+    source.write_text("done")
+    return ("shutil", "copyfile", (str(source), str(tmp_path / name)))
+
+
+def test_helpers_run_their_jobs_in_order_and_the_body_meanwhile(tmp_path, monkeypatch):
+    from fastbp._cache import compiling_elsewhere
+
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "2")
+    body = []
+    jobs = [_copy_job(tmp_path, "a"), _copy_job(tmp_path, "b"), ("os", "remove", (str(tmp_path / "a"),))]
+    with compiling_elsewhere(jobs):
+        body.append(True)
+    # Two helpers: jobs 0 and 2 (copy a, then remove it) in one, job 1 in the other.
+    assert body == [True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "source"]
+
+
+@pytest.mark.parametrize("executable", ["/nonexistent/python3", "/usr/bin/uwsgi"])
+def test_without_a_python_to_start_the_body_runs_alone(tmp_path, monkeypatch, executable):
+    from fastbp._cache import compiling_elsewhere, helper_processes
+
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    monkeypatch.setattr(sys, "executable", executable)
+    assert helper_processes(1) == (1 if executable.endswith("python3") else 0)
+    with compiling_elsewhere([_copy_job(tmp_path, "copy")]):
+        pass
+    assert not (tmp_path / "copy").exists()
+
+
+def test_a_helper_that_crashes_leaves_the_work_to_this_process(tmp_path, monkeypatch):
+    from fastbp._cache import compiling_elsewhere
+
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    with compiling_elsewhere([("os", "_exit", (3,)), _copy_job(tmp_path, "copy")]):
+        pass
+    assert not (tmp_path / "copy").exists()
+
+
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_a_helper_past_the_timeout_or_interrupted_is_stopped(tmp_path, monkeypatch, interrupt):
+    """Stopped before its next job: the file that job would copy never appears."""
+    import time
+
+    from fastbp import _cache
+
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    monkeypatch.setattr(_cache, "HELPER_TIMEOUT", 60.0 if interrupt else 0.5)
+    jobs = [("time", "sleep", (3.0,)), _copy_job(tmp_path, "copy")]
+    with pytest.raises(KeyboardInterrupt) if interrupt else contextlib.nullcontext():
+        with _cache.compiling_elsewhere(jobs):
+            if interrupt:
+                raise KeyboardInterrupt
+    time.sleep(4.0)
+    assert not (tmp_path / "copy").exists()
+
+
+def test_helper_count_follows_the_cores_unless_set(monkeypatch):
+    from fastbp._cache import helper_processes
+
+    monkeypatch.delenv("FASTBP_COMPILE_HELPERS", raising=False)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert [helper_processes(n) for n in (0, 1, 2, 5)] == [min(n, cores - 1) for n in (0, 1, 2, 5)]
+    # A pool worker leaves the cores to its siblings, unless told otherwise.
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    assert [helper_processes(n) for n in (0, 1, 2)] == [0, 0, 0]
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    assert helper_processes(2) == 1
+    monkeypatch.undo()
+    for setting, expected in (("0", [0, 0, 0]), ("1", [0, 1, 1]), ("3", [0, 1, 2]), ("many", None)):
+        monkeypatch.setenv("FASTBP_COMPILE_HELPERS", setting)
+        expected = expected or [min(n, cores - 1) for n in (0, 1, 2)]
+        assert [helper_processes(n) for n in (0, 1, 2)] == expected
