@@ -117,16 +117,19 @@ def markdown(result):
     if result.get("skipped_libs"):
         lines += ["Not run: " + "; ".join(f"{k}: {v}" for k, v in result["skipped_libs"].items()), ""]
     lines += ["## Start-up (fresh processes)", "",
-              "First fit and predict (digits, one hidden layer of 32, one adam epoch); the compiled functions "
-              "are those the cold process compiled, with their signatures.", "",
-              "| dtype | import fastbp s | load estimators s | cold first fit s | warm first fit s | "
-              "warm second fit s | warm overhead s | compiled functions (signatures) |",
-              "|---|---|---|---|---|---|---|---|"]
+              "First fit and predict (digits, one hidden layer of 32, one adam epoch); cold: an empty Numba "
+              "cache, with the compile helper processes a first fit starts (one per core beyond the first, at "
+              "most 2), and in one process alone (FASTBP_COMPILE_HELPERS=0); the compiled functions are those "
+              "the cold fit cached, with their signatures.", "",
+              "| dtype | import fastbp s | load estimators s | cold first fit s | cold, one process s | "
+              "warm first fit s | warm second fit s | warm overhead s | compiled functions (signatures) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for s in result.get("startup", []):
         # Results from before fastbp's names loaded lazily have no estimators' time: "import" loaded them.
         estimators = s["warm"].get("estimators_import_s")
         lines.append(f"| {s['dtype']} | {s['warm']['import_s']:.2f} | "
                      f"{'-' if estimators is None else f'{estimators:.2f}'} | {s['cold']['first_fit_s']:.2f} | "
+                     f"{_fmt(s.get('cold_one_process', {}).get('first_fit_s'), '.2f')} | "
                      f"{s['warm']['first_fit_s']:.2f} | {s['warm']['second_fit_s']:.3f} | "
                      f"{s['warm_overhead_s']:.2f} | {s['cold'].get('compiled_functions', '-')} "
                      f"({s['cold'].get('compiled_signatures', '-')}) |")

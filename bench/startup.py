@@ -23,11 +23,8 @@ MLPClassifier((32,), max_iter=1, random_state=0).fit(X, y).predict(X)
 t3 = time.perf_counter()
 MLPClassifier((32,), max_iter=1, random_state=0).fit(X, y).predict(X)
 t4 = time.perf_counter()
-from fastbp._cache import compiled_signatures
-compiled = compiled_signatures()
 print(json.dumps({{"import_s": t1 - t0, "estimators_import_s": t1_estimators - t1, "first_fit_s": t3 - t2,
-                  "second_fit_s": t4 - t3, "compiled_functions": len(compiled),
-                  "compiled_signatures": sum(compiled.values())}}))
+                  "second_fit_s": t4 - t3}}))
 """
 
 _PEAK_MEMORY = """
@@ -50,14 +47,26 @@ def _python(code, env):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _cache_entries(cache):
+    """(functions, signatures) cached in the Numba cache directory `cache`: what
+    a cold process and its compile helpers compiled (one index file per
+    function, one data file per signature)."""
+    files = [name for _, _, names in os.walk(cache) for name in names]
+    return sum(name.endswith(".nbi") for name in files), sum(name.endswith(".nbc") for name in files)
+
+
 def compile_times(dtype, env):
-    """First fit and predict in a fresh process with an empty Numba cache (cold), then in
-    another fresh process reusing that cache (warm); import timed apart."""
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(env, NUMBA_CACHE_DIR=cache)
-        cold = _python(_FIRST_FIT.format(dtype=dtype), env)
-        warm = _python(_FIRST_FIT.format(dtype=dtype), env)
-    return {"dtype": dtype, "cold": cold, "warm": warm,
+    """First fit and predict in a fresh process with an empty Numba cache (cold),
+    then in another fresh process reusing that cache (warm); import timed apart.
+    The cold fit again with no compile helpers (FASTBP_COMPILE_HELPERS=0): the
+    time on a single core, or wherever helper processes cannot start."""
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as alone:
+        cold = _python(_FIRST_FIT.format(dtype=dtype), dict(env, NUMBA_CACHE_DIR=cache))
+        cold["compiled_functions"], cold["compiled_signatures"] = _cache_entries(cache)
+        warm = _python(_FIRST_FIT.format(dtype=dtype), dict(env, NUMBA_CACHE_DIR=cache))
+        one_process = _python(_FIRST_FIT.format(dtype=dtype),
+                              dict(env, NUMBA_CACHE_DIR=alone, FASTBP_COMPILE_HELPERS="0"))
+    return {"dtype": dtype, "cold": cold, "warm": warm, "cold_one_process": one_process,
             "warm_overhead_s": warm["first_fit_s"] - warm["second_fit_s"]}
 
 
