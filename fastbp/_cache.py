@@ -22,6 +22,7 @@ import numba
 from numba.core import config, sigutils
 from numba.core.caching import FunctionCache
 from numba.core.compiler import Compiler
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
 
 
@@ -172,63 +173,129 @@ def load_cached(dispatcher, args):
     this process or loaded now from the disk cache (as its first call would);
     False when it would have to compile."""
     args = tuple(args)
-    if args in dispatcher.overloads:
+    # What Dispatcher.compile does before compiling, under the same lock.
+    with global_compiler_lock:
+        if args in dispatcher.overloads:
+            return True
+        if not isinstance(dispatcher._cache, SelfHealingCache):
+            return False
+        cres = dispatcher._cache.load_overload(args, dispatcher.targetctx)
+        if cres is None:
+            return False
+        dispatcher._cache_hits[args] += 1
+        dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        dispatcher.add_overload(cres)
         return True
-    if not isinstance(dispatcher._cache, SelfHealingCache):
-        return False
-    # What Dispatcher.compile does on a cache hit.
-    cres = dispatcher._cache.load_overload(args, dispatcher.targetctx)
-    if cres is None:
-        return False
-    dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
-    dispatcher.add_overload(cres)
-    return True
 
 
 # Seconds this process waits for its helpers once it has compiled its own
 # share, before it stops them and compiles what they had not cached itself.
 HELPER_TIMEOUT = 300
 
-# A helper runs `function(*args)` of `module` for each of its jobs, in order,
-# with the importing process's module search path, set before the jobs are
-# unpickled, so that it compiles the same files into the same cache.
+# The Numba settings that shape compiled code but not the cache's key: a helper
+# whose own differ (the caller changed numba.config, or os.environ after Numba
+# read it) compiles nothing, rather than cache code this process would load.
+_CODE_SETTINGS = ("BOUNDSCHECK", "OPT", "DEBUGINFO_DEFAULT", "LOOP_VECTORIZE", "SLP_VECTORIZE", "ENABLE_AVX",
+                  "CPU_NAME", "CPU_FEATURES", "DISABLE_INTEL_SVML", "CACHE_DIR")
+
+# A helper runs `function(*args)` of `module` for each of its jobs, in order.
+# It starts isolated (-I: no current directory or PYTHON* variables on its
+# path) and takes this process's module search path before it unpickles the
+# jobs, so that it imports the same files and compiles them into the same cache.
 _HELPER = """
 import importlib, pickle, sys
-path, jobs = pickle.load(sys.stdin.buffer)
+path, settings, jobs = pickle.load(sys.stdin.buffer)
 sys.path[:] = path
-for module, function, args in pickle.loads(jobs):
-    getattr(importlib.import_module(module), function)(*args)
+from numba.core import config
+if settings == {name: repr(getattr(config, name, None)) for name in settings}:
+    for module, function, args in pickle.loads(jobs):
+        getattr(importlib.import_module(module), function)(*args)
 """
 
 
+# A container's CPU quota, which affinity does not show: cgroup v2's cpu.max
+# ("quota period" or "max period"), and v1's quota (-1: none) and period files.
+_CPU_QUOTA_FILES = (("/sys/fs/cgroup/cpu.max", None),
+                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def _usable_cores():
+    """The cores this process may run on: its affinity, capped by a container's
+    CPU quota (whole cores, at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    for quota_file, period_file in _CPU_QUOTA_FILES:
+        try:
+            with open(quota_file) as f:
+                fields = f.read().split()
+            if period_file is not None:
+                with open(period_file) as f:
+                    fields += f.read().split()
+            quota, period = int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if quota > 0 and period > 0:
+            cores = min(cores, max(1, quota // period))
+    return cores
+
+
 def helper_processes(n_jobs):
-    """How many helper processes compile beside this one: one per job, at most
-    one per core beyond this process's, and none in a worker of a process pool
-    (joblib's, multiprocessing's), whose siblings are compiling the same code
-    on the other cores; FASTBP_COMPILE_HELPERS, when set to a count, replaces
-    that rule (0: none)."""
-    # Embedded in another program (a server, a frozen application), that program
-    # is no Python to run a helper with.
-    if not os.path.basename(sys.executable or "").lower().startswith("python"):
+    """How many helper processes may compile beside this one.
+
+    One per job, at most one per usable core beyond this process's, and none
+    in a worker of a process pool (joblib's, multiprocessing's), whose
+    siblings are compiling the same code on the other cores.
+    FASTBP_COMPILE_HELPERS, when set to a count, replaces that rule (0: none).
+
+    Parameters
+    ----------
+    n_jobs : int
+        The jobs to share out.
+
+    Returns
+    -------
+    int
+        0 where no Python can be started: a frozen application, or one that
+        embeds Python (its executable would start itself again).
+    """
+    if getattr(sys, "frozen", False) or not os.path.basename(sys.executable or "").lower().startswith("python"):
         return 0
     try:
         limit = int(os.environ["FASTBP_COMPILE_HELPERS"])
     except (KeyError, ValueError):
         if multiprocessing.parent_process() is not None:
             return 0
-        try:
-            limit = len(os.sched_getaffinity(0)) - 1
-        except AttributeError:
-            limit = (os.cpu_count() or 1) - 1
+        limit = _usable_cores() - 1
     return max(0, min(n_jobs, limit))
 
 
+def _claim(marker):
+    """Create `marker`, the sign that this process's helpers are running; False
+    when another process's helpers are (a marker younger than HELPER_TIMEOUT),
+    so that cold fits started at once do not each add helpers to the load."""
+    for _ in range(2):
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(marker).st_mtime < HELPER_TIMEOUT:
+                    return False
+                os.remove(marker)
+            except OSError:
+                pass
+        except OSError:
+            return False
+    return False
+
+
 @contextmanager
-def compiling_elsewhere(jobs):
-    """Run `jobs` ((module, function, args) calls that compile entry points
-    into the disk cache, which must be available) in helper processes while
-    the body compiles others, and wait for them at exit; the body's process
-    then loads their code from the cache in well under a second.
+def compiling_elsewhere(jobs, cache_path):
+    """Run `jobs` in helper processes while the body compiles something else,
+    and wait for them at exit; the body's process then loads their code from
+    the cache in well under a second.
 
     Numba compiles one function at a time in a process (its compiler lock),
     so a cold first fit is one core's work: 15-16 s in float64 on the 2-core
@@ -239,18 +306,38 @@ def compiling_elsewhere(jobs):
     have without helpers. A helper writes each cache entry whole (Numba
     writes a new file and renames it), and an entry this process and a helper
     both compile holds the same code, so either copy serves.
+
+    Parameters
+    ----------
+    jobs : list of (str, str, tuple)
+        (module, function, args) calls that compile entry points into the
+        disk cache; args must pickle.
+    cache_path : str
+        The cache directory the jobs write to, where a marker file keeps a
+        second process's cold fit from starting helpers of its own meanwhile.
     """
     n_helpers = helper_processes(len(jobs))
-    orders = [pickle.dumps((list(sys.path), pickle.dumps(jobs[i::n_helpers]))) for i in range(n_helpers)]
+    marker = os.path.join(cache_path, "fastbp-compile-helpers.running")
+    if n_helpers == 0 or not _claim(marker):
+        yield
+        return
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = [package_root] + [os.path.abspath(entry) for entry in sys.path]
+    settings = {name: repr(getattr(config, name, None)) for name in _CODE_SETTINGS}
+    orders = [pickle.dumps((path, settings, pickle.dumps(jobs[i::n_helpers]))) for i in range(n_helpers)]
     env = dict(os.environ)
     if config.CACHE_DIR:
         env["NUMBA_CACHE_DIR"] = config.CACHE_DIR
+    # Its own session (process group): a Ctrl-C at the terminal reaches the fit,
+    # which holds it back to the end of the epoch, and not the helper.
+    options = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+               if os.name == "nt" else {"start_new_session": True})
     helpers = []
     try:
         for order in orders:
             try:
-                helper = subprocess.Popen([sys.executable, "-c", _HELPER], stdin=subprocess.PIPE,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                helper = subprocess.Popen([sys.executable, "-I", "-c", _HELPER], stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **options)
                 helpers.append(helper)
                 with helper.stdin:
                     helper.stdin.write(order)
@@ -268,6 +355,10 @@ def compiling_elsewhere(jobs):
             if helper.poll() is None:
                 helper.kill()
                 helper.wait()
+        try:
+            os.remove(marker)
+        except OSError:
+            pass
 
 
 def compiled_signatures():

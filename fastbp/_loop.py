@@ -845,7 +845,7 @@ def _resolve_entry_points(call, training):
                 jobs.append((__name__, "region_address", (dtype.str, 1)))
             signature = tuple(run_epoch.typeof_pyval(value) for value in call) + (types.int64, types.int64)
             jobs.append((__name__, "compile_epoch", (signature,)))
-        with compiling_elsewhere(jobs):
+        with compiling_elsewhere(jobs, forward_backward_share._cache.cache_path):
             region_address(dtype, 0)
         if training:
             region_address(dtype, 1)

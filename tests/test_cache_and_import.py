@@ -248,17 +248,31 @@ def _copy_job(tmp_path, name):
     return ("shutil", "copyfile", (str(source), str(tmp_path / name)))
 
 
+def _wait_for(path):
+    import time
+
+    for _ in range(600):
+        if path.exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no helper made {path}")
+
+
+def _made(tmp_path):
+    return sorted(p.name for p in tmp_path.iterdir() if p.name not in ("source", "cache"))
+
+
 def test_helpers_run_their_jobs_in_order_and_the_body_meanwhile(tmp_path, monkeypatch):
     from fastbp._cache import compiling_elsewhere
 
     monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "2")
     body = []
     jobs = [_copy_job(tmp_path, "a"), _copy_job(tmp_path, "b"), ("os", "remove", (str(tmp_path / "a"),))]
-    with compiling_elsewhere(jobs):
+    with compiling_elsewhere(jobs, str(tmp_path)):
         body.append(True)
     # Two helpers: jobs 0 and 2 (copy a, then remove it) in one, job 1 in the other.
     assert body == [True]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "source"]
+    assert _made(tmp_path) == ["b"]
 
 
 @pytest.mark.parametrize("executable", ["/nonexistent/python3", "/usr/bin/uwsgi"])
@@ -268,36 +282,83 @@ def test_without_a_python_to_start_the_body_runs_alone(tmp_path, monkeypatch, ex
     monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
     monkeypatch.setattr(sys, "executable", executable)
     assert helper_processes(1) == (1 if executable.endswith("python3") else 0)
-    with compiling_elsewhere([_copy_job(tmp_path, "copy")]):
+    with compiling_elsewhere([_copy_job(tmp_path, "copy")], str(tmp_path)):
         pass
-    assert not (tmp_path / "copy").exists()
+    assert _made(tmp_path) == []
 
 
-def test_a_helper_that_crashes_leaves_the_work_to_this_process(tmp_path, monkeypatch):
+def test_a_helper_that_crashes_leaves_the_rest_of_its_work_to_this_process(tmp_path, monkeypatch):
     from fastbp._cache import compiling_elsewhere
 
     monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
-    with compiling_elsewhere([("os", "_exit", (3,)), _copy_job(tmp_path, "copy")]):
+    with compiling_elsewhere([_copy_job(tmp_path, "started"), ("os", "_exit", (3,)), _copy_job(tmp_path, "after")],
+                             str(tmp_path)):
         pass
-    assert not (tmp_path / "copy").exists()
+    assert _made(tmp_path) == ["started"]
 
 
 @pytest.mark.parametrize("interrupt", [False, True])
 def test_a_helper_past_the_timeout_or_interrupted_is_stopped(tmp_path, monkeypatch, interrupt):
-    """Stopped before its next job: the file that job would copy never appears."""
+    """Stopped in its second job: the file its third would copy never appears."""
     import time
 
     from fastbp import _cache
 
     monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
-    monkeypatch.setattr(_cache, "HELPER_TIMEOUT", 60.0 if interrupt else 0.5)
-    jobs = [("time", "sleep", (3.0,)), _copy_job(tmp_path, "copy")]
+    monkeypatch.setattr(_cache, "HELPER_TIMEOUT", 60.0 if interrupt else 0.2)
+    jobs = [_copy_job(tmp_path, "started"), ("time", "sleep", (1.5,)), _copy_job(tmp_path, "after")]
     with pytest.raises(KeyboardInterrupt) if interrupt else contextlib.nullcontext():
-        with _cache.compiling_elsewhere(jobs):
+        with _cache.compiling_elsewhere(jobs, str(tmp_path)):
+            _wait_for(tmp_path / "started")
             if interrupt:
                 raise KeyboardInterrupt
-    time.sleep(4.0)
-    assert not (tmp_path / "copy").exists()
+    time.sleep(2.0)
+    assert _made(tmp_path) == ["started"]
+
+
+@pytest.mark.skipif(not hasattr(os, "setsid"), reason="process sessions are POSIX")
+def test_a_helper_runs_in_a_session_of_its_own(tmp_path, monkeypatch):
+    """So that a Ctrl-C at the terminal reaches the fit, not the helper: setsid
+    fails (EPERM) in a process that already leads its own session, and the
+    helper stops before its last job."""
+    from fastbp._cache import compiling_elsewhere
+
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    with compiling_elsewhere([_copy_job(tmp_path, "started"), ("os", "setsid", ()), _copy_job(tmp_path, "after")],
+                             str(tmp_path)):
+        pass
+    assert _made(tmp_path) == ["started"]
+
+
+def test_a_second_cold_fit_meanwhile_starts_no_helpers_of_its_own(tmp_path, monkeypatch):
+    from fastbp._cache import compiling_elsewhere
+
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    with compiling_elsewhere([_copy_job(tmp_path, "first"), ("time", "sleep", (0.5,))], str(tmp_path)):
+        _wait_for(tmp_path / "first")
+        with compiling_elsewhere([_copy_job(tmp_path, "second")], str(tmp_path)):
+            pass
+    with compiling_elsewhere([_copy_job(tmp_path, "third")], str(tmp_path)):
+        pass
+    assert _made(tmp_path) == ["first", "third"]
+
+
+def test_a_helper_whose_numba_settings_differ_compiles_nothing(tmp_path, monkeypatch):
+    """Bounds checks, say, are not in the cache's key: a helper compiling with
+    them would leave this process loading bounds-checked code."""
+    from numba.core import config
+
+    from fastbp._cache import compiling_elsewhere
+
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    monkeypatch.setattr(config, "BOUNDSCHECK", 0 if config.BOUNDSCHECK else 1)
+    with compiling_elsewhere([_copy_job(tmp_path, "copy")], str(tmp_path)):
+        pass
+    monkeypatch.undo()
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    with compiling_elsewhere([_copy_job(tmp_path, "same")], str(tmp_path)):
+        pass
+    assert _made(tmp_path) == ["same"]
 
 
 def test_helper_count_follows_the_cores_unless_set(monkeypatch):
@@ -316,3 +377,20 @@ def test_helper_count_follows_the_cores_unless_set(monkeypatch):
         monkeypatch.setenv("FASTBP_COMPILE_HELPERS", setting)
         expected = expected or [min(n, cores - 1) for n in (0, 1, 2)]
         assert [helper_processes(n) for n in (0, 1, 2)] == expected
+
+
+@pytest.mark.parametrize("v2, v1, cores", [("max 100000", None, None), ("150000 100000", None, 1),
+                                           ("400000 100000", None, 4), (None, ("-1", "100000"), None),
+                                           (None, ("100000", "100000"), 1), ("garbled", None, None)])
+def test_a_containers_cpu_quota_caps_the_helpers(tmp_path, monkeypatch, v2, v1, cores):
+    """A container limited to 1.5 CPUs on a large host sees every core in its affinity."""
+    from fastbp import _cache
+
+    files = [tmp_path / name for name in ("cpu.max", "quota", "period")]
+    for path, text in zip(files, [v2, *(v1 or (None, None))]):
+        if text is not None:
+            path.write_text(text + "\n")
+    monkeypatch.setattr(_cache, "_CPU_QUOTA_FILES", ((str(files[0]), None), (str(files[1]), str(files[2]))))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("FASTBP_COMPILE_HELPERS", raising=False)
+    assert _cache._usable_cores() == (8 if cores is None else cores)
