@@ -832,8 +832,12 @@ def _resolve_entry_points(call, training):
     """Compile or load what run_epoch(*call) runs: region 1, region 2 when
     training (a predict never reaches it, so that a predict in a fresh install
     compiles only what it runs) and run_epoch itself. When region 1 is not in
-    the disk cache, the cache is cold: helper processes compile region 2 and
-    the epoch meanwhile (see _cache.compiling_elsewhere)."""
+    the disk cache, the cache is cold: helper processes compile the epoch and
+    region 2 meanwhile (see _cache.compiling_elsewhere), in that order: by the
+    time a helper gets to region 2, this process has cached the row kernels
+    the two regions share, which the helper then loads instead of compiling
+    them again (a cold float64 fit 8.7-9.3 s with region 2 first, 7.8-8.9 s
+    with it last, three rounds each in turns)."""
     dtype = call[0].dtype
     with _resolve_lock:
         if (dtype, training) in _resolved:
@@ -841,10 +845,10 @@ def _resolve_entry_points(call, training):
         jobs = []
         # Helpers hand their code over through the disk cache: none without one.
         if JIT["cache"] and not load_cached(forward_backward_share, region_signatures(dtype)[0].args):
-            if training:
-                jobs.append((__name__, "region_address", (dtype.str, 1)))
             signature = tuple(run_epoch.typeof_pyval(value) for value in call) + (types.int64, types.int64)
             jobs.append((__name__, "compile_epoch", (signature,)))
+            if training:
+                jobs.append((__name__, "region_address", (dtype.str, 1)))
         with compiling_elsewhere(jobs, forward_backward_share._cache.cache_path):
             region_address(dtype, 0)
         if training:
