@@ -298,9 +298,9 @@ def compiling_elsewhere(jobs, cache_path):
     the cache in well under a second.
 
     Numba compiles one function at a time in a process (its compiler lock),
-    so a cold first fit is one core's work: 15-16 s in float64 on the 2-core
-    host of bench/, where a helper compiling region 2 and the epoch while
-    this process compiles region 1 cut it to about 9 s. A job a helper fails
+    so a cold first fit was one core's work: 15-16 s in float64 on the 2-core
+    host of bench/, where a helper compiling the epoch and region 2 while
+    this process compiles region 1 cut it to 8-10 s. A job a helper fails
     at (no Python to start, a crash, a kill, over HELPER_TIMEOUT) costs
     nothing but time: its function compiles here on first call, as it would
     have without helpers. A helper writes each cache entry whole (Numba

@@ -836,8 +836,8 @@ def _resolve_entry_points(call, training):
     region 2 meanwhile (see _cache.compiling_elsewhere), in that order: by the
     time a helper gets to region 2, this process has cached the row kernels
     the two regions share, which the helper then loads instead of compiling
-    them again (a cold float64 fit 8.7-9.3 s with region 2 first, 7.8-8.9 s
-    with it last, three rounds each in turns)."""
+    them again (a cold float64 fit took 8.7-9.3 s with region 2 first,
+    7.8-8.9 s with it last, three rounds each)."""
     dtype = call[0].dtype
     with _resolve_lock:
         if (dtype, training) in _resolved:
