@@ -120,16 +120,19 @@ def markdown(result):
               "First fit and predict (digits, one hidden layer of 32, one adam epoch); cold: an empty Numba "
               "cache, with the compile helper processes a first fit starts (one per core beyond the first, at "
               "most 2), and in one process alone (FASTBP_COMPILE_HELPERS=0); the compiled functions are those "
-              "the cold fit cached, with their signatures.", "",
+              "the cold fit cached, with their signatures; busy: a Python busy loop keeps one core busy "
+              "meanwhile.", "",
               "| dtype | import fastbp s | load estimators s | cold first fit s | cold, one process s | "
+              "cold, busy s | cold, one process, busy s | "
               "warm first fit s | warm second fit s | warm overhead s | compiled functions (signatures) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in result.get("startup", []):
         # Results from before fastbp's names loaded lazily have no estimators' time: "import" loaded them.
         estimators = s["warm"].get("estimators_import_s")
         lines.append(f"| {s['dtype']} | {s['warm']['import_s']:.2f} | "
                      f"{'-' if estimators is None else f'{estimators:.2f}'} | {s['cold']['first_fit_s']:.2f} | "
                      f"{_fmt(s.get('cold_one_process', {}).get('first_fit_s'), '.2f')} | "
+                     f"{_fmt(s.get('cold_busy_s'), '.2f')} | {_fmt(s.get('cold_one_process_busy_s'), '.2f')} | "
                      f"{s['warm']['first_fit_s']:.2f} | {s['warm']['second_fit_s']:.3f} | "
                      f"{s['warm_overhead_s']:.2f} | {s['cold'].get('compiled_functions', '-')} "
                      f"({s['cold'].get('compiled_signatures', '-')}) |")

@@ -55,18 +55,34 @@ def _cache_entries(cache):
     return sum(name.endswith(".nbi") for name in files), sum(name.endswith(".nbc") for name in files)
 
 
+def _cold_fit(dtype, env, helpers=True, busy=False):
+    """The first fit and predict in a fresh process with an empty cache, with
+    its compile helpers or alone, with a Python busy loop on one core or not."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(env, NUMBA_CACHE_DIR=cache, **({} if helpers else {"FASTBP_COMPILE_HELPERS": "0"}))
+        loop = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            return _python(_FIRST_FIT.format(dtype=dtype), env)["first_fit_s"]
+        finally:
+            if loop is not None:
+                loop.kill()
+                loop.wait()
+
+
 def compile_times(dtype, env):
     """First fit and predict in a fresh process with an empty Numba cache (cold),
     then in another fresh process reusing that cache (warm); import timed apart.
     The cold fit again with no compile helpers (FASTBP_COMPILE_HELPERS=0): the
-    time on a single core, or wherever helper processes cannot start."""
-    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as alone:
+    time on a single core, or wherever helper processes cannot start; and both
+    again with another process keeping one core busy."""
+    with tempfile.TemporaryDirectory() as cache:
         cold = _python(_FIRST_FIT.format(dtype=dtype), dict(env, NUMBA_CACHE_DIR=cache))
         cold["compiled_functions"], cold["compiled_signatures"] = _cache_entries(cache)
         warm = _python(_FIRST_FIT.format(dtype=dtype), dict(env, NUMBA_CACHE_DIR=cache))
-        one_process = _python(_FIRST_FIT.format(dtype=dtype),
-                              dict(env, NUMBA_CACHE_DIR=alone, FASTBP_COMPILE_HELPERS="0"))
-    return {"dtype": dtype, "cold": cold, "warm": warm, "cold_one_process": one_process,
+    return {"dtype": dtype, "cold": cold, "warm": warm,
+            "cold_one_process": {"first_fit_s": _cold_fit(dtype, env, helpers=False)},
+            "cold_busy_s": _cold_fit(dtype, env, busy=True),
+            "cold_one_process_busy_s": _cold_fit(dtype, env, helpers=False, busy=True),
             "warm_overhead_s": warm["first_fit_s"] - warm["second_fit_s"]}
 
 

@@ -43,12 +43,15 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
     for startup in result["startup"]:
         assert startup["cold"]["first_fit_s"] > 0 and startup["warm"]["first_fit_s"] > 0
         assert startup["cold"]["compiled_functions"] > 0
+        assert startup["cold_one_process"]["first_fit_s"] > 0
+        assert startup["cold_busy_s"] > 0 and startup["cold_one_process_busy_s"] > 0
     predict = result["predict"]
     assert {r["rows"] for r in predict["latency"]} == {1, 10}
     assert all(r["fastbp_us"] > 0 and r["sklearn_us"] > 0 for r in predict["latency"])
     assert {r["dtype"] for r in predict["throughput"]} == {"float64", "float32"}
     assert len(predict["sparse_text"]) == 3 and len(predict["partial_fit"]) == 1
     assert "## Predict" in (tmp_path / "results.md").read_text()
+    assert "| cold, one process s | cold, busy s | cold, one process, busy s |" in (tmp_path / "results.md").read_text()
     if importlib.util.find_spec("sklearn.callback"):
         (cost,) = result["callback_cost"]
         assert cost["none_s"] > 0 and cost["progress_bar_over_none"] > 0 and cost["scoring_monitor_over_none"] > 0
