@@ -312,12 +312,13 @@ def compiling_elsewhere(jobs, cache_path):
     jobs : list of (str, str, tuple)
         (module, function, args) calls that compile entry points into the
         disk cache; args must pickle.
-    cache_path : str
+    cache_path : str or None
         The cache directory the jobs write to, where a marker file keeps a
-        second process's cold fit from starting helpers of its own meanwhile.
+        second process's cold fit from starting helpers of its own meanwhile;
+        None (nowhere to cache) only with no jobs.
     """
     n_helpers = helper_processes(len(jobs))
-    marker = os.path.join(cache_path, "fastbp-compile-helpers.running")
+    marker = os.path.join(cache_path, "fastbp-compile-helpers.running") if n_helpers else None
     if n_helpers == 0 or not _claim(marker):
         yield
         return

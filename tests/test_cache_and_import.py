@@ -94,6 +94,42 @@ def test_import_with_nowhere_to_cache_compiles_in_memory_and_warns_once(tmp_path
     assert result["cache_path"] is None
 
 
+def test_with_nowhere_to_cache_a_fit_compiles_everything_itself(tmp_path):
+    """No helper can hand code over without a disk cache: the first fit, which
+    looks for a cold cache to start helpers, must still run (it raised on the
+    cache's missing directory)."""
+    site = tmp_path / "site"
+    shutil.copytree(os.path.join(REPO, "fastbp"), site / "fastbp", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "fastbp" / "__pycache__").write_text("")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    env = dict(os.environ, PYTHONPATH=str(site), HOME=str(blocker / "home"), XDG_CACHE_HOME=str(blocker / "cache"),
+               FASTBP_COMPILE_HELPERS="1")
+    env.pop("NUMBA_CACHE_DIR", None)
+    result = _run(FIT_WITHOUT_CACHE, env, tmp_path)
+    assert result == {"misses": 1, "processes": 0}
+
+
+# A small fit, its weights beside an in-memory reference, and whether any
+# process was started meanwhile, as JSON.
+FIT_WITHOUT_CACHE = """
+    import json, subprocess, warnings
+    import numpy as np
+    warnings.simplefilter("ignore")
+    started = []
+    original = subprocess.Popen.__init__
+    def spy(self, *args, **kwargs):
+        started.append(args)
+        original(self, *args, **kwargs)
+    subprocess.Popen.__init__ = spy
+    from fastbp import MLPClassifier, _loop
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 5)), np.arange(40) % 3
+    MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y)
+    print(json.dumps({"misses": sum(_loop.run_epoch._cache_misses.values()), "processes": len(started)}))
+"""
+
+
 def test_an_entry_goes_stale_when_any_module_of_the_package_changes(tmp_path):
     """A cached entry holds the code of the kernels its function calls, from
     other modules too: editing _kernels.py must not leave _loop's or
