@@ -110,8 +110,8 @@ def test_with_nowhere_to_cache_a_fit_compiles_everything_itself(tmp_path):
     assert result == {"misses": 1, "processes": 0}
 
 
-# A small fit, its weights beside an in-memory reference, and whether any
-# process was started meanwhile, as JSON.
+# A small fit: whether the epoch compiled in its process, and how many
+# processes it started, as JSON.
 FIT_WITHOUT_CACHE = """
     import json, subprocess, warnings
     import numpy as np
