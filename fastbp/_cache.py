@@ -200,12 +200,17 @@ _CODE_SETTINGS = ("BOUNDSCHECK", "OPT", "DEBUGINFO_DEFAULT", "LOOP_VECTORIZE", "
 
 # A helper runs `function(*args)` of `module` for each of its jobs, in order.
 # It starts isolated (-I: no current directory or PYTHON* variables on its
-# path) and takes this process's module search path before it unpickles the
-# jobs, so that it imports the same files and compiles them into the same cache.
+# path) and, before it unpickles the jobs, appends this process's module
+# search path to its own standard library's, so that it imports the same
+# files and compiles them into the same cache, while no file of the user's
+# can stand in for a standard module that Numba imports later (a notebook
+# folder's token.py did, through the '' a Jupyter kernel puts first).
 _HELPER = """
-import importlib, pickle, sys
+import importlib, pickle, sys, sysconfig
 path, settings, jobs = pickle.load(sys.stdin.buffer)
-sys.path[:] = path
+stdlib = tuple(sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib"))
+own = [entry for entry in sys.path if entry.startswith(stdlib) or entry.endswith(".zip")]
+sys.path[:] = own + [entry for entry in path if entry not in own]
 from numba.core import config
 if settings == {name: repr(getattr(config, name, None)) for name in settings}:
     for module, function, args in pickle.loads(jobs):
@@ -271,23 +276,48 @@ def helper_processes(n_jobs):
     return max(0, min(n_jobs, limit))
 
 
+def _claimed_by_another(marker):
+    """Whether `marker` stands for helpers that may still run: younger than
+    HELPER_TIMEOUT, and on POSIX written by a process still alive (a fit
+    killed outright never removes its marker)."""
+    try:
+        if time.time() - os.stat(marker).st_mtime >= HELPER_TIMEOUT:
+            return False
+        with open(marker) as f:
+            owner = int(f.read() or 0)
+    except (OSError, ValueError):
+        return True
+    if os.name != "posix" or owner <= 0:
+        return True
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
 def _claim(marker):
-    """Create `marker`, the sign that this process's helpers are running; False
-    when another process's helpers are (a marker younger than HELPER_TIMEOUT),
+    """Create `marker` (holding this process's id), the sign that its helpers
+    are running; False when another process's are (see _claimed_by_another),
     so that cold fits started at once do not each add helpers to the load."""
     for _ in range(2):
         try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return True
+            descriptor = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
+            if _claimed_by_another(marker):
+                return False
             try:
-                if time.time() - os.stat(marker).st_mtime < HELPER_TIMEOUT:
-                    return False
                 os.remove(marker)
             except OSError:
                 pass
+            continue
         except OSError:
             return False
+        with os.fdopen(descriptor, "w") as f:
+            f.write(str(os.getpid()))
+        return True
     return False
 
 
@@ -322,8 +352,10 @@ def compiling_elsewhere(jobs, cache_path):
     if n_helpers == 0 or not _claim(marker):
         yield
         return
+    # This package's own directory first (the current directory, '', is left
+    # out), so that the helper compiles these very files.
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = [package_root] + [os.path.abspath(entry) for entry in sys.path]
+    path = [package_root] + [os.path.abspath(entry) for entry in sys.path if entry]
     settings = {name: repr(getattr(config, name, None)) for name in _CODE_SETTINGS}
     orders = [pickle.dumps((path, settings, pickle.dumps(jobs[i::n_helpers]))) for i in range(n_helpers)]
     env = dict(os.environ)

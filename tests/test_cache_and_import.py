@@ -379,6 +379,40 @@ def test_a_second_cold_fit_meanwhile_starts_no_helpers_of_its_own(tmp_path, monk
     assert _made(tmp_path) == ["first", "third"]
 
 
+def test_a_fit_killed_outright_leaves_a_marker_the_next_fit_takes_over(tmp_path, monkeypatch):
+    """Its helpers are gone with it: the next cold fit starts its own at once
+    rather than after HELPER_TIMEOUT."""
+    from fastbp._cache import compiling_elsewhere
+
+    if os.name != "posix":
+        pytest.skip("a marker's owner is checked on POSIX only")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "fastbp-compile-helpers.running").write_text(dead.stdout.strip())
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    with compiling_elsewhere([_copy_job(tmp_path, "copy")], str(tmp_path)):
+        pass
+    assert _made(tmp_path) == ["copy"]
+    (tmp_path / "fastbp-compile-helpers.running").write_text(str(os.getpid()))
+    with compiling_elsewhere([_copy_job(tmp_path, "second")], str(tmp_path)):
+        pass
+    assert _made(tmp_path) == ["copy", "fastbp-compile-helpers.running"]
+
+
+def test_no_file_of_the_current_directory_stands_in_for_a_standard_module(tmp_path, monkeypatch):
+    """A Jupyter kernel puts '' first on sys.path; a notebook folder's token.py
+    then ran in the helper when Numba imported the standard token module."""
+    from fastbp._cache import compiling_elsewhere
+
+    (tmp_path / "token.py").write_text(f"open({str(tmp_path / 'shadowed')!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [""] + sys.path)
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    with compiling_elsewhere([("importlib", "import_module", ("tokenize",)), _copy_job(tmp_path, "after")],
+                             str(tmp_path)):
+        pass
+    assert _made(tmp_path) == ["after", "token.py"]
+
+
 def test_a_helper_whose_numba_settings_differ_compiles_nothing(tmp_path, monkeypatch):
     """Bounds checks, say, are not in the cache's key: a helper compiling with
     them would leave this process loading bounds-checked code."""
