@@ -823,24 +823,21 @@ def compile_epoch(signature):
     run_epoch.compile(signature)
 
 
-# (dtype, training) of the calls whose entry points this process has resolved.
-_resolved = set()
 _resolve_lock = threading.Lock()
 
 
 def _resolve_entry_points(call, training):
-    """Compile or load what run_epoch(*call) runs: region 1, region 2 when
-    training (a predict never reaches it, so that a predict in a fresh install
-    compiles only what it runs) and run_epoch itself. When region 1 is not in
-    the disk cache, the cache is cold: helper processes compile the epoch and
-    region 2 meanwhile (see _cache.compiling_elsewhere), in that order: by the
-    time a helper gets to region 2, this process has cached the row kernels
-    the two regions share, which the helper then loads instead of compiling
-    them again (a cold float64 fit took 8.7-9.3 s with region 2 first,
-    7.8-8.9 s with it last, three rounds each)."""
+    """Compile or load region 1 for run_epoch(*call). When it is not in the
+    disk cache, the cache is cold: helper processes then compile the epoch
+    and, when training, region 2 meanwhile (see _cache.compiling_elsewhere),
+    and this process loads them from the cache on first use. The epoch goes
+    first: by the time a helper gets to region 2, this process has cached
+    the row kernels the two regions share, which the helper then loads
+    instead of compiling them again (a cold float64 fit took 8.7-9.3 s with
+    region 2 first, 7.8-8.9 s with it last, three rounds each)."""
     dtype = call[0].dtype
     with _resolve_lock:
-        if (dtype, training) in _resolved:
+        if (dtype, 0) in _region_addresses:
             return
         jobs = []
         # Helpers hand their code over through the disk cache: none without one.
@@ -851,9 +848,6 @@ def _resolve_entry_points(call, training):
                 jobs.append((__name__, "region_address", (dtype.str, 1)))
         with compiling_elsewhere(jobs, forward_backward_share._cache.cache_path):
             region_address(dtype, 0)
-        if training:
-            region_address(dtype, 1)
-        _resolved.add((dtype, training))
 
 
 def _launch(threads, call):
@@ -861,7 +855,9 @@ def _launch(threads, call):
     launching no parallel region, when 1."""
     params, Y = call[0], call[3]
     training = Y.shape[0] > 0
-    if (params.dtype, training) not in _resolved and not config.DISABLE_JIT:
+    # A forward pass alone (Y with no rows) never reaches region 2: a predict
+    # in a fresh install compiles only what it runs.
+    if (params.dtype, 0) not in _region_addresses and not config.DISABLE_JIT:
         _resolve_entry_points(call, training)
     region_2 = region_address(params.dtype, 1) if training else 0
     call = call + (region_address(params.dtype, 0), region_2)

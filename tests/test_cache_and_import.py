@@ -74,9 +74,9 @@ def _run(code, env, cwd):
     return json.loads(out.stdout.splitlines()[-1])
 
 
-def test_import_with_nowhere_to_cache_compiles_in_memory_and_warns_once(tmp_path):
-    """A read-only installed package and an unusable home: Numba's cache=True
-    finds no directory and raised at import."""
+def _nowhere_to_cache(tmp_path, **extra):
+    """The environment of a read-only installed copy of the package with an
+    unusable home: Numba finds no directory to cache in."""
     site = tmp_path / "site"
     shutil.copytree(os.path.join(REPO, "fastbp"), site / "fastbp", ignore=shutil.ignore_patterns("__pycache__"))
     # Root ignores permission bits, so the directories Numba would create
@@ -85,9 +85,15 @@ def test_import_with_nowhere_to_cache_compiles_in_memory_and_warns_once(tmp_path
     blocker = tmp_path / "file"
     blocker.write_text("")
     env = dict(os.environ, PYTHONPATH=str(site), HOME=str(blocker / "home"),
-               XDG_CACHE_HOME=str(blocker / "cache"))
+               XDG_CACHE_HOME=str(blocker / "cache"), **extra)
     env.pop("NUMBA_CACHE_DIR", None)
-    result = _run(EPOCH_KEY, env, tmp_path)
+    return env
+
+
+def test_import_with_nowhere_to_cache_compiles_in_memory_and_warns_once(tmp_path):
+    """A read-only installed package and an unusable home: Numba's cache=True
+    finds no directory and raised at import."""
+    result = _run(EPOCH_KEY, _nowhere_to_cache(tmp_path), tmp_path)
     assert result["key"] == _expected_epoch_key(7, 3)
     assert len(result["warnings"]) == 1
     assert "NUMBA_CACHE_DIR" in result["warnings"][0]
@@ -98,15 +104,7 @@ def test_with_nowhere_to_cache_a_fit_compiles_everything_itself(tmp_path):
     """No helper can hand code over without a disk cache: the first fit, which
     looks for a cold cache to start helpers, must still run (it raised on the
     cache's missing directory)."""
-    site = tmp_path / "site"
-    shutil.copytree(os.path.join(REPO, "fastbp"), site / "fastbp", ignore=shutil.ignore_patterns("__pycache__"))
-    (site / "fastbp" / "__pycache__").write_text("")
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    env = dict(os.environ, PYTHONPATH=str(site), HOME=str(blocker / "home"), XDG_CACHE_HOME=str(blocker / "cache"),
-               FASTBP_COMPILE_HELPERS="1")
-    env.pop("NUMBA_CACHE_DIR", None)
-    result = _run(FIT_WITHOUT_CACHE, env, tmp_path)
+    result = _run(FIT_WITHOUT_CACHE, _nowhere_to_cache(tmp_path, FASTBP_COMPILE_HELPERS="1"), tmp_path)
     assert result == {"misses": 1, "processes": 0}
 
 
