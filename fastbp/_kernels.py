@@ -35,11 +35,11 @@ NARROW = 32
 TERM_BYTES = 256 << 10
 
 
-@njit(**DISJOINT_JIT)
-def accumulate_product_rows(A, B, C, r0, r1, a_transposed):
-    """C[r, :] += Σ_t A[r, t] B[t, :] for r0 <= r < r1, or Σ_t A[t, r] B[t, :]
-    when a_transposed: the one loop nest behind the forward pass (t = k),
-    the δ recursion (t = j) and the gradient sums (t = n).
+def _product_rows_kernel(name, a_transposed):
+    """A compiled C[r, :] += Σ_t A[r, t] B[t, :] for r0 <= r < r1 (its
+    arguments A, B, C, r0, r1), or Σ_t A[t, r] B[t, :] when a_transposed:
+    the one loop nest behind the forward pass (t = k), the δ recursion
+    (t = j) and the gradient sums (t = n).
 
     Blocks of 4 rows × 4 terms keep 16 scalars of A in registers; each
     C[r, j] is still summed over t in increasing order, one fused multiply-add
@@ -51,38 +51,54 @@ def accumulate_product_rows(A, B, C, r0, r1, a_transposed):
     C must not overlap A or B: the kernel is compiled on that promise
     (DISJOINT_JIT), which every caller keeps by writing one layer's rows (or
     one gradient's) while reading another's.
+
+    a_transposed is a constant of each kernel made here, so that its branch
+    is gone from the compiled loop: taken at run time, it cost the loop 4-6%
+    on 100-wide float32 layers (83-86 against 88-90 GFLOP/s on one core), and
+    region 1, which only reads A by rows, compiled the transposed loads too.
     """
-    n_terms = A.shape[0] if a_transposed else A.shape[1]
-    n_cols = B.shape[1]
-    span = max(BLOCK, TERM_BYTES // max(1, n_cols * B.itemsize) // BLOCK * BLOCK)
-    for t0 in range(0, n_terms, span):
-        t1 = min(t0 + span, n_terms)
-        r = r0
-        while r + BLOCK <= r1:
-            c0, c1, c2, c3 = C[r], C[r + 1], C[r + 2], C[r + 3]
-            t = t0
-            while t + BLOCK <= t1:
-                if a_transposed:
-                    a00, a01, a02, a03 = A[t, r], A[t + 1, r], A[t + 2, r], A[t + 3, r]
-                    a10, a11, a12, a13 = A[t, r + 1], A[t + 1, r + 1], A[t + 2, r + 1], A[t + 3, r + 1]
-                    a20, a21, a22, a23 = A[t, r + 2], A[t + 1, r + 2], A[t + 2, r + 2], A[t + 3, r + 2]
-                    a30, a31, a32, a33 = A[t, r + 3], A[t + 1, r + 3], A[t + 2, r + 3], A[t + 3, r + 3]
-                else:
-                    a00, a01, a02, a03 = A[r, t], A[r, t + 1], A[r, t + 2], A[r, t + 3]
-                    a10, a11, a12, a13 = A[r + 1, t], A[r + 1, t + 1], A[r + 1, t + 2], A[r + 1, t + 3]
-                    a20, a21, a22, a23 = A[r + 2, t], A[r + 2, t + 1], A[r + 2, t + 2], A[r + 2, t + 3]
-                    a30, a31, a32, a33 = A[r + 3, t], A[r + 3, t + 1], A[r + 3, t + 2], A[r + 3, t + 3]
-                b0, b1, b2, b3 = B[t], B[t + 1], B[t + 2], B[t + 3]
-                for j in range(n_cols):
-                    c0[j] = (((c0[j] + a00 * b0[j]) + a01 * b1[j]) + a02 * b2[j]) + a03 * b3[j]
-                    c1[j] = (((c1[j] + a10 * b0[j]) + a11 * b1[j]) + a12 * b2[j]) + a13 * b3[j]
-                    c2[j] = (((c2[j] + a20 * b0[j]) + a21 * b1[j]) + a22 * b2[j]) + a23 * b3[j]
-                    c3[j] = (((c3[j] + a30 * b0[j]) + a31 * b1[j]) + a32 * b2[j]) + a33 * b3[j]
-                t += BLOCK
-            # Leftover terms (fewer than 4) only in the last span: a span is a multiple of 4.
-            _accumulate_rank1(A, B, C, r, r + BLOCK, t, t1, a_transposed)
-            r += BLOCK
-        _accumulate_rank1(A, B, C, r, r1, t0, t1, a_transposed)
+
+    def kernel(A, B, C, r0, r1):
+        n_terms = A.shape[0] if a_transposed else A.shape[1]
+        n_cols = B.shape[1]
+        span = max(BLOCK, TERM_BYTES // max(1, n_cols * B.itemsize) // BLOCK * BLOCK)
+        for t0 in range(0, n_terms, span):
+            t1 = min(t0 + span, n_terms)
+            r = r0
+            while r + BLOCK <= r1:
+                c0, c1, c2, c3 = C[r], C[r + 1], C[r + 2], C[r + 3]
+                t = t0
+                while t + BLOCK <= t1:
+                    if a_transposed:
+                        a00, a01, a02, a03 = A[t, r], A[t + 1, r], A[t + 2, r], A[t + 3, r]
+                        a10, a11, a12, a13 = A[t, r + 1], A[t + 1, r + 1], A[t + 2, r + 1], A[t + 3, r + 1]
+                        a20, a21, a22, a23 = A[t, r + 2], A[t + 1, r + 2], A[t + 2, r + 2], A[t + 3, r + 2]
+                        a30, a31, a32, a33 = A[t, r + 3], A[t + 1, r + 3], A[t + 2, r + 3], A[t + 3, r + 3]
+                    else:
+                        a00, a01, a02, a03 = A[r, t], A[r, t + 1], A[r, t + 2], A[r, t + 3]
+                        a10, a11, a12, a13 = A[r + 1, t], A[r + 1, t + 1], A[r + 1, t + 2], A[r + 1, t + 3]
+                        a20, a21, a22, a23 = A[r + 2, t], A[r + 2, t + 1], A[r + 2, t + 2], A[r + 2, t + 3]
+                        a30, a31, a32, a33 = A[r + 3, t], A[r + 3, t + 1], A[r + 3, t + 2], A[r + 3, t + 3]
+                    b0, b1, b2, b3 = B[t], B[t + 1], B[t + 2], B[t + 3]
+                    for j in range(n_cols):
+                        c0[j] = (((c0[j] + a00 * b0[j]) + a01 * b1[j]) + a02 * b2[j]) + a03 * b3[j]
+                        c1[j] = (((c1[j] + a10 * b0[j]) + a11 * b1[j]) + a12 * b2[j]) + a13 * b3[j]
+                        c2[j] = (((c2[j] + a20 * b0[j]) + a21 * b1[j]) + a22 * b2[j]) + a23 * b3[j]
+                        c3[j] = (((c3[j] + a30 * b0[j]) + a31 * b1[j]) + a32 * b2[j]) + a33 * b3[j]
+                    t += BLOCK
+                # Leftover terms (fewer than 4) only in the last span: a span is a multiple of 4.
+                _accumulate_rank1(A, B, C, r, r + BLOCK, t, t1, np.bool_(a_transposed))
+                r += BLOCK
+            _accumulate_rank1(A, B, C, r, r1, t0, t1, np.bool_(a_transposed))
+
+    # Its own name: the disk cache, compile events and Python twins go by it.
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__doc__ = _product_rows_kernel.__doc__
+    return njit(**DISJOINT_JIT)(kernel)
+
+
+accumulate_product_rows = _product_rows_kernel("accumulate_product_rows", False)
+accumulate_transposed_product_rows = _product_rows_kernel("accumulate_transposed_product_rows", True)
 
 
 @njit(**JIT)
@@ -169,7 +185,7 @@ def forward_rows(activations_in, coefs, coefs_t, intercepts, act_code, activatio
     if coefs_t.shape[0] > 0:
         dot_product_rows(activations_in, coefs_t, activations_out, n0, n1)
     else:
-        accumulate_product_rows(activations_in, coefs, activations_out, n0, n1, np.bool_(False))
+        accumulate_product_rows(activations_in, coefs, activations_out, n0, n1)
     activate_rows(act_code, activations_out, n0, n1)
 
 
@@ -193,7 +209,7 @@ def forward_rows_sparse(data, indices, indptr, rows, coefs, intercepts, act_code
 def backward_rows(delta, coefs_t, activations_prev, act_code, delta_prev, n0, n1):
     """δ^{l-1}_k = (Σ_j w_kj δ^l_j) σ'(z^{l-1}_k), with coefs_t[j, k] = w_kj (BP2)."""
     zero_rows(delta_prev, n0, n1)
-    accumulate_product_rows(delta, coefs_t, delta_prev, n0, n1, np.bool_(False))
+    accumulate_product_rows(delta, coefs_t, delta_prev, n0, n1)
     multiply_derivative_rows(act_code, activations_prev, delta_prev, n0, n1)
 
 
@@ -201,7 +217,7 @@ def backward_rows(delta, coefs_t, activations_prev, act_code, delta_prev, n0, n1
 def coef_grad_rows(activations_prev, delta, coefs, alpha, scale, coef_grads, k0, k1):
     """∂C/∂w_kj = (Σ_n a_nk δ_nj + α w_kj) / Σ_n s_n for rows k0..k1-1 (BP4)."""
     zero_rows(coef_grads, k0, k1)
-    accumulate_product_rows(activations_prev, delta, coef_grads, k0, k1, np.bool_(True))
+    accumulate_transposed_product_rows(activations_prev, delta, coef_grads, k0, k1)
     _add_penalty_and_scale(coefs, alpha, scale, coef_grads, k0, k1)
 
 
@@ -212,7 +228,7 @@ def coef_grad_rows_narrow(activations_prev, delta, coefs, alpha, scale, coef_gra
     as in coef_grad_rows, so the result is the same to the last bit."""
     first = np.int64(0)
     zero_rows(coef_grads_t, first, coef_grads_t.shape[0])
-    accumulate_product_rows(delta, activations_prev, coef_grads_t, first, coef_grads_t.shape[0], np.bool_(True))
+    accumulate_transposed_product_rows(delta, activations_prev, coef_grads_t, first, coef_grads_t.shape[0])
     transpose_rows(coef_grads_t, coef_grads, first, coef_grads_t.shape[0])
     _add_penalty_and_scale(coefs, alpha, scale, coef_grads, first, coefs.shape[0])
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import fastbp
 from fastbp import _loop
-from fastbp._kernels import accumulate_product_rows
+from fastbp._kernels import accumulate_product_rows, accumulate_transposed_product_rows
 
 
 def summation_condition(coefs, intercepts, X, Y, options):
@@ -235,9 +235,10 @@ def test_row_update_kernel_on_disjoint_rows_of_one_buffer(a_transposed, dtype):
     expected = C.astype(np.float64)
     product = (A.T if a_transposed else A).astype(np.float64) @ B.astype(np.float64)
     expected[3:22] += product[3:22]
-    accumulate_product_rows(A, B, C, 3, 22, a_transposed)
+    kernel = accumulate_transposed_product_rows if a_transposed else accumulate_product_rows
+    kernel(A, B, C, 3, 22)
     # A call from Python runs the kernel's twin, compiled by the same pipeline.
-    promised = [cres.fndesc.noalias for cres in accumulate_product_rows.python_twin().overloads.values()]
+    promised = [cres.fndesc.noalias for cres in kernel.python_twin().overloads.values()]
     assert promised and all(promised)
     np.testing.assert_allclose(C, expected, rtol=0, atol=50 * np.finfo(dtype).eps * np.abs(product).max())
 
@@ -255,11 +256,12 @@ def test_row_update_kernel_gives_a_row_the_same_bits_in_a_block_or_alone(n_terms
     A = rng.standard_normal((n_terms, n) if a_transposed else (n, n_terms)).astype(dtype)
     B = rng.standard_normal((n_terms, w)).astype(dtype)
     start = rng.standard_normal((n, w)).astype(dtype)
+    kernel = accumulate_transposed_product_rows if a_transposed else accumulate_product_rows
     together = start.copy()
-    accumulate_product_rows(A, B, together, 0, n, a_transposed)
+    kernel(A, B, together, 0, n)
     for r in range(n):
         alone = start.copy()
-        accumulate_product_rows(A, B, alone, r, r + 1, a_transposed)
+        kernel(A, B, alone, r, r + 1)
         np.testing.assert_array_equal(alone[r], together[r])
         np.testing.assert_array_equal(np.delete(alone, r, axis=0), np.delete(start, r, axis=0))
     exact = start.astype(np.float64) + (A.T if a_transposed else A).astype(np.float64) @ B.astype(np.float64)
