@@ -627,6 +627,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         check_is_fitted(self)
         return self._predict(X)
 
+    def __sklearn_is_fitted__(self):
+        # check_is_fitted's own rule (some attribute ends in "_" and does not
+        # start with "__"), answered at once for a fitted model: scanning every
+        # attribute cost each predict on a few rows 5-6 µs of its 50.
+        return "coefs_" in self.__dict__ or any(
+            name.endswith("_") and not name.startswith("__") for name in vars(self))
+
     def _packed_parameters(self, n_features):
         """(units, dtype, flat buffer) of coefs_ and intercepts_, from one read of
         the lists, checked whole: assigned weights of the wrong shape, or a fit

@@ -99,6 +99,38 @@ def test_spare_workspaces_stay_bounded():
     assert all(len(spares) <= _loop._SPARES_PER_KIND for spares in _loop._spares.values())
 
 
+def test_a_small_workspace_is_reused_and_a_large_one_never_kept(monkeypatch):
+    units = np.array([64, 41, 7])  # widths no other test predicts with: no spare of theirs
+    with _loop._forward_workspace(units, 5, np.float64) as first:
+        pass
+    # 7 rows round up to the same capacity as 5.
+    with _loop._forward_workspace(units, 7, np.float64) as again:
+        pass
+    assert again is first
+    monkeypatch.setattr(_loop, "_SPARE_BYTES", 0)
+    with _loop._forward_workspace(units, 300, np.float64) as large:
+        pass
+    with _loop._forward_workspace(units, 300, np.float64) as large_again:
+        pass
+    assert large_again is not large
+
+
+def test_fitted_means_what_check_is_fitted_means_in_scikit_learn():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    model = MLPClassifier()
+    with pytest.raises(NotFittedError, match="This MLPClassifier instance is not fitted yet"):
+        model.predict(X)
+    # scikit-learn's rule: any attribute ending in "_" (and not starting with "__").
+    model.__private__ = 1
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+    model.seen_ = 1
+    check_is_fitted(model)
+    check_is_fitted(_fit())
+
+
 def _counting_validation(monkeypatch):
     from fastbp import _mlp
 
