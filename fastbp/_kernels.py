@@ -101,7 +101,7 @@ accumulate_product_rows = _product_rows_kernel("accumulate_product_rows", False)
 accumulate_transposed_product_rows = _product_rows_kernel("accumulate_transposed_product_rows", True)
 
 
-@njit(**JIT)
+@njit(**DISJOINT_JIT)
 def _accumulate_rank1(A, B, C, r0, r1, t0, t1, a_transposed):
     """C[r, :] += A[r, t] B[t, :] for the terms t0 <= t < t1 left over by the blocks."""
     for r in range(r0, r1):
