@@ -189,7 +189,7 @@ def forward_rows(activations_in, coefs, coefs_t, intercepts, act_code, activatio
     activate_rows(act_code, activations_out, n0, n1)
 
 
-@njit(**JIT)
+@njit(**DISJOINT_JIT)
 def forward_rows_sparse(data, indices, indptr, rows, coefs, intercepts, act_code, activations_out, n0, n1):
     """z_j = Σ_k w_kj x_k + b_j over the stored nonzeros x_k of CSR row rows[n]
     (row n itself when rows is empty), for samples n0..n1-1."""
@@ -233,7 +233,7 @@ def coef_grad_rows_narrow(activations_prev, delta, coefs, alpha, scale, coef_gra
     _add_penalty_and_scale(coefs, alpha, scale, coef_grads, first, coefs.shape[0])
 
 
-@njit(**JIT)
+@njit(**DISJOINT_JIT)
 def coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1):
     """∂C/∂w_kj = (Σ_n x_nk δ_nj + α w_kj) / Σ_n s_n over the nonzeros of columns
     k0..k1-1 of a sparse X, given as CSC (BP4)."""
