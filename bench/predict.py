@@ -120,7 +120,7 @@ def throughput(repeats=3, quick=False):
             rows = data.astype(dtype)
             jax_forward = _jax_forward(ours, rows)
             others = () if jax_forward is None else (jax_forward,)
-            # About 40,000 rows per repeat: 20 calls on digits, one on 50k rows.
+            # About 40,000 rows per repeat: 22 calls on digits, one on 50k rows.
             times = _side_by_side(lambda: ours.predict_proba(rows), lambda: theirs.predict_proba(rows), repeats,
                                   max(1, 40000 // rows.shape[0]), *others)
             record = {"network": name, "dtype": np.dtype(dtype).name, "rows": rows.shape[0],
