@@ -396,8 +396,9 @@ def compiling_elsewhere(jobs, cache_path):
 
 def compiled_signatures():
     """{qualified name: signatures compiled or loaded in this process} for every
-    compiled function of the package's loaded modules: what a first fit costs,
-    for the bench and for tests that no input creates a new specialization."""
+    compiled function of the package's loaded modules, for the tests that no
+    input creates a new specialization (bench.startup counts the cache's files
+    instead: a cold fit's helpers compile part of the code)."""
     counts = {}
     for name, module in list(sys.modules.items()):
         if name.startswith(__package__ + ".") and module is not None:

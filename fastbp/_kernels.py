@@ -36,29 +36,28 @@ TERM_BYTES = 256 << 10
 
 
 def _product_rows_kernel(name, a_transposed):
-    """A compiled C[r, :] += Σ_t A[r, t] B[t, :] for r0 <= r < r1 (its
-    arguments A, B, C, r0, r1), or Σ_t A[t, r] B[t, :] when a_transposed:
-    the one loop nest behind the forward pass (t = k), the δ recursion
-    (t = j) and the gradient sums (t = n).
-
-    Blocks of 4 rows × 4 terms keep 16 scalars of A in registers; each
-    C[r, j] is still summed over t in increasing order, one fused multiply-add
-    at a time, so a row gives the same result inside a block or outside one.
-    The terms are taken a span at a time (TERM_BYTES of B) for all rows, so
-    that a B larger than the cache (a 16384-input layer's weights) is read
-    from memory once per call, not once per block of rows; the order of each
-    sum is unchanged.
-    C must not overlap A or B: the kernel is compiled on that promise
-    (DISJOINT_JIT), which every caller keeps by writing one layer's rows (or
-    one gradient's) while reading another's.
-
-    a_transposed is a constant of each kernel made here, so that its branch
-    is gone from the compiled loop: taken at run time, it cost the loop 4-6%
-    on 100-wide float32 layers (83-86 against 88-90 GFLOP/s on one core), and
-    region 1, which only reads A by rows, compiled the transposed loads too.
-    """
+    """The row-update kernel `name` for one layout of A: a_transposed is a
+    constant of the kernel made, so that its branch is gone from the compiled
+    loop. Taken at run time, it cost the loop 4-6% on 100-wide float32 layers
+    (83-86 against 88-90 GFLOP/s on one core), and region 1, which only reads
+    A by rows, compiled the transposed loads too."""
 
     def kernel(A, B, C, r0, r1):
+        """C[r, :] += Σ_t A[r, t] B[t, :] for r0 <= r < r1, or Σ_t A[t, r] B[t, :]
+        for the transposed kernel: the one loop nest behind the forward pass
+        (t = k), the δ recursion (t = j) and the gradient sums (t = n).
+
+        Blocks of 4 rows × 4 terms keep 16 scalars of A in registers; each
+        C[r, j] is still summed over t in increasing order, one fused
+        multiply-add at a time, so a row gives the same result inside a block
+        or outside one. The terms are taken a span at a time (TERM_BYTES of B)
+        for all rows, so that a B larger than the cache (a 16384-input layer's
+        weights) is read from memory once per call, not once per block of
+        rows; the order of each sum is unchanged. C must not overlap A or B:
+        the kernel is compiled on that promise (DISJOINT_JIT), which every
+        caller keeps by writing one layer's rows (or one gradient's) while
+        reading another's.
+        """
         n_terms = A.shape[0] if a_transposed else A.shape[1]
         n_cols = B.shape[1]
         span = max(BLOCK, TERM_BYTES // max(1, n_cols * B.itemsize) // BLOCK * BLOCK)
@@ -93,7 +92,6 @@ def _product_rows_kernel(name, a_transposed):
 
     # Its own name: the disk cache, compile events and Python twins go by it.
     kernel.__name__ = kernel.__qualname__ = name
-    kernel.__doc__ = _product_rows_kernel.__doc__
     return njit(**DISJOINT_JIT)(kernel)
 
 
