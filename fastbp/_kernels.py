@@ -86,9 +86,9 @@ def _product_rows_kernel(name, a_transposed):
                         c3[j] = (((c3[j] + a30 * b0[j]) + a31 * b1[j]) + a32 * b2[j]) + a33 * b3[j]
                     t += BLOCK
                 # Leftover terms (fewer than 4) only in the last span: a span is a multiple of 4.
-                _accumulate_rank1(A, B, C, r, r + BLOCK, t, t1, np.bool_(a_transposed))
+                _accumulate_rows(A, B, C, r, r + BLOCK, t, t1, np.bool_(a_transposed))
                 r += BLOCK
-            _accumulate_rank1(A, B, C, r, r1, t0, t1, np.bool_(a_transposed))
+            _accumulate_rows(A, B, C, r, r1, t0, t1, np.bool_(a_transposed))
 
     # Its own name: the disk cache, compile events and Python twins go by it.
     kernel.__name__ = kernel.__qualname__ = name
@@ -100,11 +100,28 @@ accumulate_transposed_product_rows = _product_rows_kernel("accumulate_transposed
 
 
 @njit(**DISJOINT_JIT)
-def _accumulate_rank1(A, B, C, r0, r1, t0, t1, a_transposed):
-    """C[r, :] += A[r, t] B[t, :] for the terms t0 <= t < t1 left over by the blocks."""
+def _accumulate_rows(A, B, C, r0, r1, t0, t1, a_transposed):
+    """C[r, :] += Σ_t A[r, t] B[t, :] for t0 <= t < t1, one row at a time: the
+    rows left over by the blocks of 4 (all of a predict on 1-3 rows) and the
+    terms left over in a block. Four terms per pass over C[r], as in a
+    block: a row through a 16384-input layer then loads and stores its C[r]
+    4096 times, not 16384 (predict on a 16384-100-10 float32 model, in turns:
+    1 row 201-275 → 179-189 µs, 3 rows 512-588 → 355-383 µs). Each element
+    is still summed over t in order, as in a block.
+    """
     for r in range(r0, r1):
         c = C[r]
-        for t in range(t0, t1):
+        t = t0
+        while t + BLOCK <= t1:
+            if a_transposed:
+                a0, a1, a2, a3 = A[t, r], A[t + 1, r], A[t + 2, r], A[t + 3, r]
+            else:
+                a0, a1, a2, a3 = A[r, t], A[r, t + 1], A[r, t + 2], A[r, t + 3]
+            b0, b1, b2, b3 = B[t], B[t + 1], B[t + 2], B[t + 3]
+            for j in range(B.shape[1]):
+                c[j] = (((c[j] + a0 * b0[j]) + a1 * b1[j]) + a2 * b2[j]) + a3 * b3[j]
+            t += BLOCK
+        for t in range(t, t1):
             a = A[t, r] if a_transposed else A[r, t]
             b = B[t]
             for j in range(B.shape[1]):
