@@ -31,7 +31,10 @@ compile the regions' code again.
 
 The input comes dense (X) or as CSR arrays (data, indices, indptr; X is then
 an empty (0, 0) array): a sparse X only changes the first layer's forward pass
-and gradient sums, which loop over the stored nonzeros.
+and gradient sums, which loop over the stored nonzeros. Each region is made
+twice from one source (_region_1, _region_2): a general one, and one for
+dense input without dropout that leaves the CSR and dropout kernels out, so
+that the common fit neither types nor compiles them.
 """
 
 import threading
@@ -292,165 +295,189 @@ def prefetch_rows(X, rows, Y, sparse):
             _prefetch(Y, rows[n], 0)
 
 
-@njit(**JIT)
-def forward_backward_share(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight, n_batch,
-                           act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
-                           x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, share, n_shares):
-    """Region 1's work for one thread: share `share` of `n_shares` of the
-    minibatch's blocks of 4 rows, all gathered first (rows[n] of the input;
-    none when rows is empty) so that the loads of many rows are in flight at
-    once, then taken PASS_ROWS at a time through the forward pass and, given
-    targets Y, s_n ℓ_n, BP1 and BP2. The share's part of next_rows, the next
-    minibatch's rows, is prefetched meanwhile. With dropout > 0 the hidden
-    units are thinned, row n being the sample at position0 + n of the epoch.
+def _region_1(name, general):
+    """Region 1 as the compiled function `name`. The general one also takes
+    CSR input and dropout; the other, dense input without dropout, leaves
+    those branches out at Numba's level, so that a dense fit neither types
+    nor compiles their kernels (see region_address)."""
 
-    Parameters
-    ----------
-    params, coefs_t : 1-D arrays
-        The flat parameters, and the wᵀ of layers 1..L-1 (see coef_t_view).
-    units : int64 array
-        Layer widths, inputs first.
-    X, data, indices, indptr : arrays
-        The whole input, dense or CSR (see Inputs); read only.
-    rows, next_rows : int64 arrays
-        This minibatch's rows of the input (empty: rows 0..n_batch-1, used in
-        place), and the next minibatch's.
-    Y, sample_weight : arrays
-        Targets (n_samples, n_outputs) and weights of the whole input; Y with
-        no rows asks for the forward pass alone.
-    n_batch : int
-        Rows in the minibatch.
-    act_code, out_code, loss_code, eps : int, int, int, float
-        Hidden and output activation codes, loss code, probability clip.
-    dropout, dropout_key, position0 : float, uint64, int
-        Dropout rate, the epoch's mask key, the batch's first position.
-    x_batch, y_batch, sw_batch, activations, deltas, losses, undropped : arrays
-        The workspace buffers this region writes (see Workspace).
-    share, n_shares : int
-        Which contiguous share of the blocks this call takes.
-    """
-    n_blocks = (n_batch + BLOCK - 1) // BLOCK
-    n0 = share * n_blocks // n_shares * BLOCK
-    n1 = min((share + 1) * n_blocks // n_shares * BLOCK, n_batch)
-    gather = rows.shape[0] > 0
-    sparse = indptr.shape[0] > 0
-    if gather:
-        gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n0, n1)
-        n_next = next_rows.shape[0]
-        prefetch_rows(X, next_rows[share * n_next // n_shares : (share + 1) * n_next // n_shares], Y, sparse)
-    x = x_batch if gather else X
-    y = y_batch if gather and Y.shape[0] > 0 else Y
-    sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight
-    n_layers = units.shape[0] - 1
-    first = np.int64(0)
-    for m0 in range(n0, n1, PASS_ROWS):
-        m1 = min(m0 + PASS_ROWS, n1)
-        a_out = layer_rows(activations, units, first + 1, n_batch)
-        code = out_code if n_layers == 1 else act_code
-        if sparse:
-            forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, first),
-                                intercept_view(params, units, first), code, a_out, m0, m1)
-        else:
-            forward_rows(x, coef_view(params, units, first), coef_t_view(coefs_t, units, first),
-                         intercept_view(params, units, first), code, a_out, m0, m1)
-        for layer in range(1, n_layers):
-            if dropout > 0.0:
-                drop_rows(a_out, m0, m1, dropout_key, position0, hidden_unit_offset(units, layer), dropout)
-            a_in = a_out
-            a_out = layer_rows(activations, units, layer + 1, n_batch)
-            code = out_code if layer == n_layers - 1 else act_code
-            # A narrow layer takes dot products with its wᵀ; any other, row updates with w.
-            coefs_t_layer = (coef_t_view(coefs_t, units, layer) if is_narrow(units, layer)
-                             else coefs_t[:0].reshape((0, 0)))
-            forward_rows(a_in, coef_view(params, units, layer), coefs_t_layer, intercept_view(params, units, layer),
-                         code, a_out, m0, m1)
-        if Y.shape[0] == 0:
-            continue
+    def forward_backward_share(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight,
+                               n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
+                               x_batch, y_batch, sw_batch, activations, deltas, losses, undropped, share, n_shares):
+        """Region 1's work for one thread: share `share` of `n_shares` of the
+        minibatch's blocks of 4 rows, all gathered first (rows[n] of the input;
+        none when rows is empty) so that the loads of many rows are in flight at
+        once, then taken PASS_ROWS at a time through the forward pass and, given
+        targets Y, s_n ℓ_n, BP1 and BP2. The share's part of next_rows, the next
+        minibatch's rows, is prefetched meanwhile. With dropout > 0 the hidden
+        units are thinned, row n being the sample at position0 + n of the epoch.
 
-        for n in range(m0, m1):
-            losses[n] = sw[n] * sample_loss(loss_code, out_code, a_out, y, eps, n)
-        delta = layer_rows(deltas, units, n_layers, n_batch)
-        output_delta(loss_code, out_code, a_out, y, sw, delta, m0, m1)
-        for layer in range(n_layers - 1, 0, -1):
-            delta_prev = layer_rows(deltas, units, layer, n_batch)
-            activations_prev = layer_rows(activations, units, layer, n_batch)
-            if dropout > 0.0:
-                unit0 = hidden_unit_offset(units, layer)
-                undropped_prev = layer_rows(undropped, units, layer, n_batch)
-                undropped_rows(activations_prev, undropped_prev, m0, m1, dropout_key, position0, unit0, dropout)
-                backward_rows(delta, coef_t_view(coefs_t, units, layer), undropped_prev, act_code, delta_prev, m0, m1)
-                drop_rows(delta_prev, m0, m1, dropout_key, position0, unit0, dropout)
+        Parameters
+        ----------
+        params, coefs_t : 1-D arrays
+            The flat parameters, and the wᵀ of layers 1..L-1 (see coef_t_view).
+        units : int64 array
+            Layer widths, inputs first.
+        X, data, indices, indptr : arrays
+            The whole input, dense or CSR (see Inputs); read only.
+        rows, next_rows : int64 arrays
+            This minibatch's rows of the input (empty: rows 0..n_batch-1, used in
+            place), and the next minibatch's.
+        Y, sample_weight : arrays
+            Targets (n_samples, n_outputs) and weights of the whole input; Y with
+            no rows asks for the forward pass alone.
+        n_batch : int
+            Rows in the minibatch.
+        act_code, out_code, loss_code, eps : int, int, int, float
+            Hidden and output activation codes, loss code, probability clip.
+        dropout, dropout_key, position0 : float, uint64, int
+            Dropout rate, the epoch's mask key, the batch's first position.
+        x_batch, y_batch, sw_batch, activations, deltas, losses, undropped : arrays
+            The workspace buffers this region writes (see Workspace).
+        share, n_shares : int
+            Which contiguous share of the blocks this call takes.
+        """
+        n_blocks = (n_batch + BLOCK - 1) // BLOCK
+        n0 = share * n_blocks // n_shares * BLOCK
+        n1 = min((share + 1) * n_blocks // n_shares * BLOCK, n_batch)
+        gather = rows.shape[0] > 0
+        sparse = indptr.shape[0] > 0
+        if gather:
+            gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n0, n1)
+            n_next = next_rows.shape[0]
+            prefetch_rows(X, next_rows[share * n_next // n_shares : (share + 1) * n_next // n_shares], Y, sparse)
+        x = x_batch if gather else X
+        y = y_batch if gather and Y.shape[0] > 0 else Y
+        sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight
+        n_layers = units.shape[0] - 1
+        first = np.int64(0)
+        for m0 in range(n0, n1, PASS_ROWS):
+            m1 = min(m0 + PASS_ROWS, n1)
+            a_out = layer_rows(activations, units, first + 1, n_batch)
+            code = out_code if n_layers == 1 else act_code
+            if general and sparse:
+                forward_rows_sparse(data, indices, indptr, rows, coef_view(params, units, first),
+                                    intercept_view(params, units, first), code, a_out, m0, m1)
             else:
-                backward_rows(delta, coef_t_view(coefs_t, units, layer), activations_prev, act_code, delta_prev,
-                              m0, m1)
-            delta = delta_prev
+                forward_rows(x, coef_view(params, units, first), coef_t_view(coefs_t, units, first),
+                             intercept_view(params, units, first), code, a_out, m0, m1)
+            for layer in range(1, n_layers):
+                if general and dropout > 0.0:
+                    drop_rows(a_out, m0, m1, dropout_key, position0, hidden_unit_offset(units, layer), dropout)
+                a_in = a_out
+                a_out = layer_rows(activations, units, layer + 1, n_batch)
+                code = out_code if layer == n_layers - 1 else act_code
+                # A narrow layer takes dot products with its wᵀ; any other, row updates with w.
+                coefs_t_layer = (coef_t_view(coefs_t, units, layer) if is_narrow(units, layer)
+                                 else coefs_t[:0].reshape((0, 0)))
+                forward_rows(a_in, coef_view(params, units, layer), coefs_t_layer, intercept_view(params, units, layer),
+                             code, a_out, m0, m1)
+            if Y.shape[0] == 0:
+                continue
+
+            for n in range(m0, m1):
+                losses[n] = sw[n] * sample_loss(loss_code, out_code, a_out, y, eps, n)
+            delta = layer_rows(deltas, units, n_layers, n_batch)
+            output_delta(loss_code, out_code, a_out, y, sw, delta, m0, m1)
+            for layer in range(n_layers - 1, 0, -1):
+                delta_prev = layer_rows(deltas, units, layer, n_batch)
+                activations_prev = layer_rows(activations, units, layer, n_batch)
+                if general and dropout > 0.0:
+                    unit0 = hidden_unit_offset(units, layer)
+                    undropped_prev = layer_rows(undropped, units, layer, n_batch)
+                    undropped_rows(activations_prev, undropped_prev, m0, m1, dropout_key, position0, unit0, dropout)
+                    backward_rows(delta, coef_t_view(coefs_t, units, layer), undropped_prev, act_code, delta_prev,
+                                  m0, m1)
+                    drop_rows(delta_prev, m0, m1, dropout_key, position0, unit0, dropout)
+                else:
+                    backward_rows(delta, coef_t_view(coefs_t, units, layer), activations_prev, act_code, delta_prev,
+                                  m0, m1)
+                delta = delta_prev
+
+    # Its own name: the disk cache, compile events and Python twins go by it.
+    forward_backward_share.__name__ = forward_backward_share.__qualname__ = name
+    return njit(**JIT)(forward_backward_share)
 
 
-@njit(**JIT)
-def gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
-                  activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
-                  opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, share, n_shares):
-    """Region 2's work for one thread: the tasks of share `share` of `n_shares`
-    (contiguous runs of close to equal work), each BP3 or BP4 for its rows,
-    their ‖w‖² (before any update), and given optimizer state (first not
-    empty), the step and wᵀ refresh of those rows.
+forward_backward_share = _region_1("forward_backward_share", True)
+forward_backward_share_dense = _region_1("forward_backward_share_dense", False)
 
-    Parameters
-    ----------
-    params, grads, coefs_t, coef_grads_t : 1-D arrays
-        Flat parameters and gradients, wᵀ and its gradient scratch.
-    units, tasks : int64 arrays
-        Layer widths; the task table (see gradient_task_table).
-    task_penalty, penalty_columns : float64 arrays
-        Each task's ‖w‖², and its column sums scratch.
-    x : 2-D array
-        The minibatch's input rows (dense); ignored when col_ptr is not empty.
-    n_batch : int
-        Rows in the minibatch.
-    activations, deltas : 1-D arrays
-        Region 1's results (see layer_rows).
-    col_data, col_rows, col_ptr : arrays
-        A sparse minibatch transposed to CSC; empty for a dense one.
-    alpha, weight_sum : float
-        L2 strength and Σ_n s_n.
-    opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon
-        The optimizer's step (see _optimizers.update_slice); empty state: none.
-    share, n_shares : int
-        Which share of the task list this call takes.
-    """
-    scale = 1.0 / weight_sum
-    for i in range(tasks.shape[0]):
-        if task_share(tasks, i, n_shares) != share:
-            continue
-        layer, k0, k1 = tasks[i, 0], tasks[i, 1], tasks[i, 2]
-        fan_out = units[layer + 1]
-        delta = layer_rows(deltas, units, layer + 1, n_batch)
-        if k0 < 0:
-            task_penalty[i] = 0.0
-            intercept_grads_of(delta, scale, intercept_view(grads, units, layer))
-            lo = intercept_start(units, layer)
-            hi = lo + fan_out
-        else:
-            coefs = coef_view(params, units, layer)
-            task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[i])
-            coef_grads = coef_view(grads, units, layer)
-            if is_narrow(units, layer):
-                coef_grad_rows_narrow(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
-                                      coef_t_view(coef_grads_t, units, layer), coef_grads)
-            elif layer == 0 and col_ptr.shape[0] > 0:
-                coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1)
-            elif layer == 0:
-                coef_grad_rows(x, delta, coefs, alpha, scale, coef_grads, k0, k1)
+
+def _region_2(name, general):
+    """Region 2 as the compiled function `name`: the general one also takes a
+    CSR minibatch's transpose, which the other leaves out (see _region_1)."""
+
+    def gradient_task(params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
+                      activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum,
+                      opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon, share, n_shares):
+        """Region 2's work for one thread: the tasks of share `share` of `n_shares`
+        (contiguous runs of close to equal work), each BP3 or BP4 for its rows,
+        their ‖w‖² (before any update), and given optimizer state (first not
+        empty), the step and wᵀ refresh of those rows.
+
+        Parameters
+        ----------
+        params, grads, coefs_t, coef_grads_t : 1-D arrays
+            Flat parameters and gradients, wᵀ and its gradient scratch.
+        units, tasks : int64 arrays
+            Layer widths; the task table (see gradient_task_table).
+        task_penalty, penalty_columns : float64 arrays
+            Each task's ‖w‖², and its column sums scratch.
+        x : 2-D array
+            The minibatch's input rows (dense); ignored when col_ptr is not empty.
+        n_batch : int
+            Rows in the minibatch.
+        activations, deltas : 1-D arrays
+            Region 1's results (see layer_rows).
+        col_data, col_rows, col_ptr : arrays
+            A sparse minibatch transposed to CSC; empty for a dense one.
+        alpha, weight_sum : float
+            L2 strength and Σ_n s_n.
+        opt_code, first, second, step_size, momentum, nesterov, beta_1, beta_2, epsilon
+            The optimizer's step (see _optimizers.update_slice); empty state: none.
+        share, n_shares : int
+            Which share of the task list this call takes.
+        """
+        scale = 1.0 / weight_sum
+        for i in range(tasks.shape[0]):
+            if task_share(tasks, i, n_shares) != share:
+                continue
+            layer, k0, k1 = tasks[i, 0], tasks[i, 1], tasks[i, 2]
+            fan_out = units[layer + 1]
+            delta = layer_rows(deltas, units, layer + 1, n_batch)
+            if k0 < 0:
+                task_penalty[i] = 0.0
+                intercept_grads_of(delta, scale, intercept_view(grads, units, layer))
+                lo = intercept_start(units, layer)
+                hi = lo + fan_out
             else:
-                coef_grad_rows(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
-                               coef_grads, k0, k1)
-            lo = coef_start(units, layer) + k0 * fan_out
-            hi = coef_start(units, layer) + k1 * fan_out
-        if first.shape[0] > 0:
-            update_slice(opt_code, params, grads, first, second, lo, hi, step_size, momentum, nesterov,
-                         beta_1, beta_2, epsilon)
-            if k0 >= 0 and layer > 0:
-                transpose_rows(coef_view(params, units, layer), coef_t_view(coefs_t, units, layer), k0, k1)
+                coefs = coef_view(params, units, layer)
+                task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[i])
+                coef_grads = coef_view(grads, units, layer)
+                if is_narrow(units, layer):
+                    coef_grad_rows_narrow(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
+                                          coef_t_view(coef_grads_t, units, layer), coef_grads)
+                elif general and layer == 0 and col_ptr.shape[0] > 0:
+                    coef_grad_rows_sparse(col_data, col_rows, col_ptr, delta, coefs, alpha, scale, coef_grads, k0, k1)
+                elif layer == 0:
+                    coef_grad_rows(x, delta, coefs, alpha, scale, coef_grads, k0, k1)
+                else:
+                    coef_grad_rows(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
+                                   coef_grads, k0, k1)
+                lo = coef_start(units, layer) + k0 * fan_out
+                hi = coef_start(units, layer) + k1 * fan_out
+            if first.shape[0] > 0:
+                update_slice(opt_code, params, grads, first, second, lo, hi, step_size, momentum, nesterov,
+                             beta_1, beta_2, epsilon)
+                if k0 >= 0 and layer > 0:
+                    transpose_rows(coef_view(params, units, layer), coef_t_view(coefs_t, units, layer), k0, k1)
+
+    gradient_task.__name__ = gradient_task.__qualname__ = name
+    return njit(**JIT)(gradient_task)
+
+
+gradient_task = _region_2("gradient_task", True)
+gradient_task_dense = _region_2("gradient_task_dense", False)
 
 
 @njit(**ENTRY_JIT)
@@ -798,16 +825,20 @@ if config.DISABLE_JIT:
 
 _region_addresses = {}
 
+# The regions by (index, general): see _region_1.
+_REGIONS = {(0, True): forward_backward_share, (0, False): forward_backward_share_dense,
+            (1, True): gradient_task, (1, False): gradient_task_dense}
 
-def region_address(dtype, index):
-    """The address of region `index` (0: forward_backward_share, 1:
-    gradient_task) compiled for its region_signatures entry for params of
-    `dtype`, or loaded from the cache, on first use; in pure Python, the
-    function itself."""
-    region = (forward_backward_share, gradient_task)[index]
+
+def region_address(dtype, index, general):
+    """The address of region `index` (0: region 1, 1: region 2), the general
+    one or the one for dense input without dropout (see _region_1),
+    compiled for its region_signatures entry for params of `dtype`, or
+    loaded from the cache, on first use; in pure Python, the function itself."""
+    region = _REGIONS[index, general]
     if config.DISABLE_JIT:
         return region
-    key = (np.dtype(dtype), index)
+    key = (np.dtype(dtype), index, general)
     address = _region_addresses.get(key)
     if address is None:
         signature = region_signatures(dtype)[index]
@@ -826,7 +857,7 @@ def compile_epoch(signature):
 _resolve_lock = threading.Lock()
 
 
-def _resolve_entry_points(call, training):
+def _resolve_entry_points(call, training, general):
     """Compile or load region 1 for run_epoch(*call). When it is not in the
     disk cache, the cache is cold: helper processes then compile the epoch
     and, when training, region 2 meanwhile (see _cache.compiling_elsewhere),
@@ -837,30 +868,32 @@ def _resolve_entry_points(call, training):
     region 2 first, 7.8-8.9 s with it last, three rounds each)."""
     dtype = call[0].dtype
     with _resolve_lock:
-        if (dtype, 0) in _region_addresses:
+        if (dtype, 0, general) in _region_addresses:
             return
         jobs = []
+        region = _REGIONS[0, general]
         # Helpers hand their code over through the disk cache: none without one.
-        if JIT["cache"] and not load_cached(forward_backward_share, region_signatures(dtype)[0].args):
+        if JIT["cache"] and not load_cached(region, region_signatures(dtype)[0].args):
             signature = tuple(run_epoch.typeof_pyval(value) for value in call) + (types.int64, types.int64)
             jobs.append((__name__, "compile_epoch", (signature,)))
             if training:
-                jobs.append((__name__, "region_address", (dtype.str, 1)))
-        with compiling_elsewhere(jobs, forward_backward_share._cache.cache_path):
-            region_address(dtype, 0)
+                jobs.append((__name__, "region_address", (dtype.str, 1, general)))
+        with compiling_elsewhere(jobs, region._cache.cache_path):
+            region_address(dtype, 0, general)
 
 
 def _launch(threads, call):
     """run_epoch(*call) on `threads` threads, the count call holds: serially,
     launching no parallel region, when 1."""
-    params, Y = call[0], call[3]
+    params, inputs, Y, terms_ = call[0], call[2], call[3], call[7]
     training = Y.shape[0] > 0
+    general = inputs.indptr.shape[0] > 0 or terms_.dropout > 0.0
     # A forward pass alone (Y with no rows) never reaches region 2: a predict
     # in a fresh install compiles only what it runs.
-    if (params.dtype, 0) not in _region_addresses and not config.DISABLE_JIT:
-        _resolve_entry_points(call, training)
-    region_2 = region_address(params.dtype, 1) if training else 0
-    call = call + (region_address(params.dtype, 0), region_2)
+    if (params.dtype, 0, general) not in _region_addresses and not config.DISABLE_JIT:
+        _resolve_entry_points(call, training, general)
+    region_2 = region_address(params.dtype, 1, general) if training else 0
+    call = call + (region_address(params.dtype, 0, general), region_2)
     if threads == 1:
         return run_epoch(*call)
     with parallel_launches():

@@ -5,6 +5,7 @@ import time
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._functional import forward, loss_and_gradients
 from ._jacobian import jacobian
@@ -14,11 +15,12 @@ from ._validation import training_dtype
 def warmup(dtypes=("float64", "float32")):
     """Pay the compile cost up front, for a service or a notebook.
 
-    Runs a tiny fit of each solver, a predict and a Jacobian in each of both
-    modes per dtype, which compiles the epoch (it also serves L-BFGS's loss
-    and gradient and the forward pass of predict), the Jacobian sweeps and the
-    functional API's calls, or loads them from the on-disk cache in well
-    under a second.
+    Runs a tiny fit of each solver, one on CSR input with dropout, a predict
+    and a Jacobian in each of both modes per dtype, which compiles the epoch
+    (it also serves L-BFGS's loss and gradient and the forward pass of
+    predict) with both versions of its regions (a dense fit without dropout
+    compiles only the ones for that), the Jacobian sweeps and the functional
+    API's calls, or loads them from the on-disk cache in well under a second.
 
     Parameters
     ----------
@@ -60,6 +62,8 @@ def warmup(dtypes=("float64", "float32")):
             for solver in ("adam", "lbfgs"):
                 model = MLPClassifier((4,), solver=solver, max_iter=1, random_state=0).fit(X, y)
                 model.predict(X)
+            sparse = sp.csr_matrix(X)
+            MLPClassifier((4,), dropout=0.5, max_iter=1, random_state=0).fit(sparse, y).predict(sparse)
         for mode in ("forward", "reverse"):
             jacobian(model, X, mode=mode)
         coefs = [np.ones((3, 2), dtype), np.ones((2, 2), dtype)]

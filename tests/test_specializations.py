@@ -95,10 +95,12 @@ def test_the_epoch_has_one_signature_per_dtype_it_ran_in():
 def test_the_epoch_calls_its_regions_by_the_signatures_written_for_them():
     dtypes = [np.float64, np.float32]
     for dtype in dtypes:
-        _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0), X.astype(dtype), y).predict(X.astype(dtype))
-    # The regions are compiled for exactly region_signatures' argument lists and
+        # Dense: the dense regions; CSR: the general ones.
+        for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
+            _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0), data, y).predict(data)
+    # Each region is compiled for exactly region_signatures' argument lists and
     # nothing else, and called by address (two int64 arguments of the epoch).
-    for region, index in ((_loop.forward_backward_share, 0), (_loop.gradient_task, 1)):
+    for (index, _), region in _loop._REGIONS.items():
         assert sorted(map(str, region.signatures)) == sorted(
             str(_loop.region_signatures(d)[index].args) for d in dtypes)
     for sig in _loop.run_epoch.signatures:
