@@ -236,14 +236,43 @@ FORWARD_ONLY = """
     out = fastbp.forward(coefs, intercepts, X, activation="tanh", out_activation="identity")
     expected = np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]
     print(json.dumps({"close": bool(np.allclose(out, expected, rtol=1e-12)),
-                      "region_1": len(_loop.forward_backward_share.signatures),
-                      "region_2": len(_loop.gradient_task.signatures)}))
+                      "region_1": len(_loop.forward_backward_share_dense.signatures),
+                      "region_2": len(_loop.gradient_task_dense.signatures),
+                      "general": len(_loop.forward_backward_share.signatures)}))
 """
 
 
 def test_a_forward_pass_in_a_fresh_process_compiles_only_the_region_it_runs(tmp_path):
     result = _run(FORWARD_ONLY, _cache_env(tmp_path / "cache"), tmp_path)
-    assert result == {"close": True, "region_1": 1, "region_2": 0}
+    assert result == {"close": True, "region_1": 1, "region_2": 0, "general": 0}
+
+
+# What a fit, a predict and a Jacobian load after fastbp.warmup, as JSON.
+AFTER_WARMUP = """
+    import json, warnings, numpy as np, scipy.sparse as sp
+    import fastbp
+    from fastbp import MLPClassifier
+    from fastbp._cache import compiled_signatures
+    warnings.simplefilter("ignore")
+    fastbp.warmup("float32")
+    before = compiled_signatures()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6)).astype(np.float32)
+    y = np.arange(40) % 3
+    for data in (X, sp.csr_matrix(X)):
+        for dropout in (0.0, 0.3):
+            model = MLPClassifier((5,), dropout=dropout, max_iter=2, random_state=0).fit(data, y)
+            model.predict_proba(X), model.predict_proba(sp.csr_matrix(X))
+    fastbp.jacobian(model, X[:2])
+    print(json.dumps(sorted(set(compiled_signatures().items()) - set(before.items()))))
+"""
+
+
+def test_warmup_compiles_or_loads_what_dense_csr_and_dropout_fits_use(tmp_path):
+    """A dense fit without dropout compiles only its own regions; warmup
+    prepares the general ones too, so nothing is left to compile after it."""
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or tmp_path / "cache"
+    assert _run(AFTER_WARMUP, _cache_env(cache_dir), tmp_path) == []
 
 
 # A cold first fit in a fresh process: its weights, and whether each entry
@@ -255,7 +284,11 @@ COLD_FIT = """
     X, y = load_digits(return_X_y=True)
     model = MLPClassifier((16,), max_iter=3, random_state=0).fit(X[:300] / 16, y[:300])
     compiled = {name: sum(getattr(_loop, name)._cache_misses.values())
-                for name in ("forward_backward_share", "gradient_task", "run_epoch")}
+                for name in ("forward_backward_share_dense", "gradient_task_dense", "run_epoch")}
+    # A dense fit without dropout neither types nor compiles the CSR and dropout kernels.
+    compiled["csr or dropout"] = sum(len(kernel.overloads) for kernel in (
+        _loop.forward_backward_share, _loop.gradient_task, _loop.forward_rows_sparse, _loop.coef_grad_rows_sparse,
+        _loop.drop_rows, _loop.undropped_rows))
     print(json.dumps({"weights": [w.tolist() for w in model.coefs_ + model.intercepts_], "compiled": compiled}))
 """
 
@@ -269,7 +302,8 @@ def test_a_cold_first_fit_takes_region_2_and_the_epoch_from_a_helper_with_the_sa
 
     env = dict(_cache_env(tmp_path / "cache"), FASTBP_COMPILE_HELPERS="1")
     result = _run(COLD_FIT, env, tmp_path)
-    assert result["compiled"] == {"forward_backward_share": 1, "gradient_task": 0, "run_epoch": 0}
+    assert result["compiled"] == {"forward_backward_share_dense": 1, "gradient_task_dense": 0, "run_epoch": 0,
+                                  "csr or dropout": 0}
     X, y = load_digits(return_X_y=True)
     model = MLPClassifier((16,), max_iter=3, random_state=0).fit(X[:300] / 16, y[:300])
     assert result["weights"] == [w.tolist() for w in model.coefs_ + model.intercepts_]
