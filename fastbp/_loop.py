@@ -31,10 +31,11 @@ compile the regions' code again.
 
 The input comes dense (X) or as CSR arrays (data, indices, indptr; X is then
 an empty (0, 0) array): a sparse X only changes the first layer's forward pass
-and gradient sums, which loop over the stored nonzeros. Each region is made
-twice from one source (_region_1, _region_2): a general one, and one for
-dense input without dropout that leaves the CSR and dropout kernels out, so
-that the common fit neither types nor compiles them.
+and gradient sums, which loop over the stored nonzeros. The epoch and each
+region are made twice from one source (_epoch, _region_1, _region_2): a
+general version, and one for dense input without dropout or gradient norms
+that leaves the CSR, dropout and norm code out, so that the common fit neither
+types nor compiles it (general_call picks).
 """
 
 import threading
@@ -298,8 +299,9 @@ def prefetch_rows(X, rows, Y, sparse):
 def _region_1(name, general):
     """Region 1 as the compiled function `name`. The general one also takes
     CSR input and dropout; the other, dense input without dropout, leaves
-    those branches out at Numba's level, so that a dense fit neither types
-    nor compiles their kernels (see region_address)."""
+    those branches out at Numba's level (it prunes a branch on a closure's
+    constant before typing), so that a dense fit neither types nor compiles
+    their kernels (see general_call)."""
 
     def forward_backward_share(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight,
                                n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
@@ -487,146 +489,165 @@ def add_layer_norms(grads, units, scratch, norms):
         norms[layer] += np.sqrt(squared_norm_rows(coef_view(grads, units, layer), np.int64(0), units[layer], scratch))
 
 
-@njit(**PARALLEL_JIT)
-def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms, grads, work, step, threads,
-              gradient_norms, region_1, region_2):
-    """Every minibatch of an epoch: region 1, the batch's loss, region 2 (the
-    gradients and, given optimizer state, the update), on Numba's `threads`
-    threads (serially when 1, outside Numba's thread pool).
+def _epoch(name, general):
+    """run_epoch as the compiled function `name`: the general one also takes
+    CSR input and records gradient norms, which the other leaves out at
+    Numba's level (see _region_1). general_call tells which a call needs."""
 
-    Parameters
-    ----------
-    params : 1-D array
-        The flat parameters (see _params), updated in place by a step.
-    units : int64 array
-        Layer widths, inputs first.
-    inputs : Inputs
-        The input, dense or CSR.
-    Y, sample_weight : arrays
-        Targets (n_samples, n_outputs), C-contiguous, and sample weights;
-        Y with no rows asks for the forward pass alone (predict): the output
-        activations are then the last layer's rows in work.activations.
-    order : int64 array
-        The epoch's rows, in minibatch order, gathered into the workspace; an
-        empty order takes all rows in place as one batch.
-    batch_size : int
-        Rows per minibatch; at least the rows of the input when order is empty.
-    terms : Terms
-        Activation and loss codes, α, the probability clip eps, the data term's
-        scale and dropout's rate and key.
-    grads : 1-D array
-        Receives the last minibatch's gradients, in params' layout.
-    work : Buffers
-        The workspace (see Workspace), sized for batch_size rows.
-    step : Step
-        The optimizer (see _optimizers.Optimizer.step); no_step(dtype) for none.
-    threads : int
-        Threads for both regions.
-    gradient_norms : float64 array
-        Receives each layer's ‖∂C/∂w‖ averaged over the minibatches; empty: none.
-    region_1, region_2 : int
-        The addresses of forward_backward_share and gradient_task compiled
-        for region_signatures(dtype) (see region_address); region_2 is 0
-        for a forward pass alone, which never calls it.
+    def run_epoch(params, units, inputs, Y, sample_weight, order, batch_size, terms, grads, work, step, threads,
+                  gradient_norms, region_1, region_2):
+        """Every minibatch of an epoch: region 1, the batch's loss, region 2 (the
+        gradients and, given optimizer state, the update), on Numba's `threads`
+        threads (serially when 1, outside Numba's thread pool).
 
-    Returns
-    -------
-    total : float
-        Σ over minibatches of (data_scale × data loss + penalty) × rows.
-    t : int
-        The optimizer's step count after the epoch.
-    data_loss, penalty : float
-        The last minibatch's Σ s_n ℓ_n / Σ s_n and ½ α Σ‖w‖² / Σ s_n.
-    """
-    # Plain arrays from here on: no bundle of arrays enters a prange body.
-    x_batch, y_batch, sw_batch = work.x_batch, work.y_batch, work.sw_batch
-    activations, deltas, losses, undropped = work.activations, work.deltas, work.losses, work.undropped
-    coefs_t, coef_grads_t, col_data, index_scratch = work.coefs_t, work.coef_grads_t, work.col_data, work.index_scratch
-    tasks, task_penalty, penalty_columns = work.tasks, work.task_penalty, work.penalty_columns
-    data, indices, indptr = inputs.data, inputs.indices, inputs.indptr
-    act_code, out_code, loss_code = terms.act_code, terms.out_code, terms.loss_code
-    eps, alpha, dropout, dropout_key = terms.eps, terms.alpha, terms.dropout, terms.dropout_key
-    opt_code, first, second, t = step.code, step.first, step.second, step.t
-    momentum, nesterov, epsilon, beta_1, beta_2 = step.momentum, step.nesterov, step.epsilon, step.beta_1, step.beta_2
+        Parameters
+        ----------
+        params : 1-D array
+            The flat parameters (see _params), updated in place by a step.
+        units : int64 array
+            Layer widths, inputs first.
+        inputs : Inputs
+            The input, dense or CSR.
+        Y, sample_weight : arrays
+            Targets (n_samples, n_outputs), C-contiguous, and sample weights;
+            Y with no rows asks for the forward pass alone (predict): the output
+            activations are then the last layer's rows in work.activations.
+        order : int64 array
+            The epoch's rows, in minibatch order, gathered into the workspace; an
+            empty order takes all rows in place as one batch.
+        batch_size : int
+            Rows per minibatch; at least the rows of the input when order is empty.
+        terms : Terms
+            Activation and loss codes, α, the probability clip eps, the data term's
+            scale and dropout's rate and key.
+        grads : 1-D array
+            Receives the last minibatch's gradients, in params' layout.
+        work : Buffers
+            The workspace (see Workspace), sized for batch_size rows.
+        step : Step
+            The optimizer (see _optimizers.Optimizer.step); no_step(dtype) for none.
+        threads : int
+            Threads for both regions.
+        gradient_norms : float64 array
+            Receives each layer's ‖∂C/∂w‖ averaged over the minibatches; empty: none.
+        region_1, region_2 : int
+            The addresses of forward_backward_share and gradient_task compiled
+            for region_signatures(dtype) (see region_address); region_2 is 0
+            for a forward pass alone, which never calls it.
 
-    for layer in range(1, units.shape[0] - 1):
-        coefs_t_layer = coef_t_view(coefs_t, units, layer)
-        for k in range(units[layer]):
-            transpose_rows(coef_view(params, units, layer), coefs_t_layer, k, k + 1)
-    gather = order.shape[0] > 0
-    sparse = indptr.shape[0] > 0
-    n_samples = order.shape[0] if gather else (indptr.shape[0] - 1 if sparse else inputs.X.shape[0])
-    fan_in = units[0]
-    total = data_loss = penalty = 0.0
-    n_batches = 0
-    for start in range(0, n_samples, batch_size):
-        stop = min(start + batch_size, n_samples)
-        n_batch = stop - start
-        n_batches += 1
-        rows = order[start:stop]
-        next_rows = order[stop : stop + batch_size]
-        sw = sw_batch if gather else sample_weight
-        x = x_batch[:n_batch] if gather else inputs.X
-        col_rows = col_ptr = index_scratch[:0]
-        weight_sum = data_sum = step_size = 0.0
-        # Both regions run from one prange loop, a phase each (region 2 only
-        # given targets): Numba outlines every prange loop into a function of
-        # its own with two wrappers, about 1 s of a cold first fit apiece.
-        # Each region's arguments are one tuple of arrays and scalars (Numba
-        # cannot pass a tuple holding a namedtuple into that function).
-        args_1 = (params, coefs_t, units, inputs.X, data, indices, indptr, rows, next_rows, Y, sample_weight,
-                  n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, start, x_batch, y_batch,
-                  sw_batch, activations, deltas, losses, undropped)
-        for phase in range(2 if Y.shape[0] > 0 else 1):
-            if phase == 0:
-                n_shares = min(threads, (n_batch + BLOCK - 1) // BLOCK)
-            else:
-                for n in range(n_batch):
-                    weight_sum += sw[n]
-                    data_sum += losses[n]
-                if sparse:
-                    nnz = 0
-                    for n in range(n_batch):
-                        row = rows[n] if gather else n
-                        nnz += indptr[row + 1] - indptr[row]
-                    col_rows = index_scratch[:nnz]
-                    col_ptr = index_scratch[nnz : nnz + fan_in + 1]
-                    batch_csr_to_csc(data, indices, indptr, rows, n_batch, fan_in, col_data, col_rows, col_ptr)
-                if first.shape[0] > 0:
-                    t += 1
-                    step_size = step_rate(opt_code, step.learning_rate, beta_1, beta_2, t)
-                n_shares = min(threads, tasks.shape[0])
-            # Built in both phases, so that it is defined wherever the prange body sees it.
-            args_2 = (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
-                      activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum, opt_code, first, second,
-                      step_size, momentum, nesterov, beta_1, beta_2, epsilon)
-            # The share number as int64 in both branches: prange's index is unsigned,
-            # and each integer type would compile the region's function again.
-            if n_shares == 1:
+        Returns
+        -------
+        total : float
+            Σ over minibatches of (data_scale × data loss + penalty) × rows.
+        t : int
+            The optimizer's step count after the epoch.
+        data_loss, penalty : float
+            The last minibatch's Σ s_n ℓ_n / Σ s_n and ½ α Σ‖w‖² / Σ s_n.
+        """
+        # Plain arrays from here on: no bundle of arrays enters a prange body.
+        x_batch, y_batch, sw_batch = work.x_batch, work.y_batch, work.sw_batch
+        activations, deltas, losses, undropped = work.activations, work.deltas, work.losses, work.undropped
+        coefs_t, coef_grads_t, col_data, index_scratch = work.coefs_t, work.coef_grads_t, work.col_data, work.index_scratch
+        tasks, task_penalty, penalty_columns = work.tasks, work.task_penalty, work.penalty_columns
+        data, indices, indptr = inputs.data, inputs.indices, inputs.indptr
+        act_code, out_code, loss_code = terms.act_code, terms.out_code, terms.loss_code
+        eps, alpha, dropout, dropout_key = terms.eps, terms.alpha, terms.dropout, terms.dropout_key
+        opt_code, first, second, t = step.code, step.first, step.second, step.t
+        momentum, nesterov, epsilon, beta_1, beta_2 = step.momentum, step.nesterov, step.epsilon, step.beta_1, step.beta_2
+
+        for layer in range(1, units.shape[0] - 1):
+            coefs_t_layer = coef_t_view(coefs_t, units, layer)
+            for k in range(units[layer]):
+                transpose_rows(coef_view(params, units, layer), coefs_t_layer, k, k + 1)
+        gather = order.shape[0] > 0
+        sparse = indptr.shape[0] > 0
+        n_samples = order.shape[0] if gather else (indptr.shape[0] - 1 if sparse else inputs.X.shape[0])
+        fan_in = units[0]
+        total = data_loss = penalty = 0.0
+        n_batches = 0
+        for start in range(0, n_samples, batch_size):
+            stop = min(start + batch_size, n_samples)
+            n_batch = stop - start
+            n_batches += 1
+            rows = order[start:stop]
+            next_rows = order[stop : stop + batch_size]
+            sw = sw_batch if gather else sample_weight
+            x = x_batch[:n_batch] if gather else inputs.X
+            col_rows = col_ptr = index_scratch[:0]
+            weight_sum = data_sum = step_size = 0.0
+            # Both regions run from one prange loop, a phase each (region 2 only
+            # given targets): Numba outlines every prange loop into a function of
+            # its own with two wrappers, about 1 s of a cold first fit apiece.
+            # Each region's arguments are one tuple of arrays and scalars (Numba
+            # cannot pass a tuple holding a namedtuple into that function).
+            args_1 = (params, coefs_t, units, inputs.X, data, indices, indptr, rows, next_rows, Y, sample_weight,
+                      n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, start, x_batch, y_batch,
+                      sw_batch, activations, deltas, losses, undropped)
+            for phase in range(2 if Y.shape[0] > 0 else 1):
                 if phase == 0:
-                    _call_at(region_1, args_1, np.int64(0), n_shares)
+                    n_shares = min(threads, (n_batch + BLOCK - 1) // BLOCK)
                 else:
-                    _call_at(region_2, args_2, np.int64(0), n_shares)
-            else:
-                for share in prange(n_shares):
+                    for n in range(n_batch):
+                        weight_sum += sw[n]
+                        data_sum += losses[n]
+                    if general and sparse:
+                        nnz = 0
+                        for n in range(n_batch):
+                            row = rows[n] if gather else n
+                            nnz += indptr[row + 1] - indptr[row]
+                        col_rows = index_scratch[:nnz]
+                        col_ptr = index_scratch[nnz : nnz + fan_in + 1]
+                        batch_csr_to_csc(data, indices, indptr, rows, n_batch, fan_in, col_data, col_rows, col_ptr)
+                    if first.shape[0] > 0:
+                        t += 1
+                        step_size = step_rate(opt_code, step.learning_rate, beta_1, beta_2, t)
+                    n_shares = min(threads, tasks.shape[0])
+                # Built in both phases, so that it is defined wherever the prange body sees it.
+                args_2 = (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
+                          activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum, opt_code, first, second,
+                          step_size, momentum, nesterov, beta_1, beta_2, epsilon)
+                # The share number as int64 in both branches: prange's index is unsigned,
+                # and each integer type would compile the region's function again.
+                if n_shares == 1:
                     if phase == 0:
-                        _call_at(region_1, args_1, np.int64(share), n_shares)
+                        _call_at(region_1, args_1, np.int64(0), n_shares)
                     else:
-                        _call_at(region_2, args_2, np.int64(share), n_shares)
-        if Y.shape[0] == 0:
-            continue
+                        _call_at(region_2, args_2, np.int64(0), n_shares)
+                else:
+                    for share in prange(n_shares):
+                        if phase == 0:
+                            _call_at(region_1, args_1, np.int64(share), n_shares)
+                        else:
+                            _call_at(region_2, args_2, np.int64(share), n_shares)
+            if Y.shape[0] == 0:
+                continue
 
-        penalty_sum = 0.0
-        for i in range(task_penalty.shape[0]):
-            penalty_sum += task_penalty[i]
-        data_loss = data_sum / weight_sum
-        penalty = 0.5 * alpha * penalty_sum / weight_sum
-        total += (terms.data_scale * data_loss + penalty) * n_batch
-        if gradient_norms.shape[0] > 0:
-            add_layer_norms(grads, units, penalty_columns[0], gradient_norms)
-    for layer in range(gradient_norms.shape[0]):
-        gradient_norms[layer] /= n_batches
-    return total, t, data_loss, penalty
+            penalty_sum = 0.0
+            for i in range(task_penalty.shape[0]):
+                penalty_sum += task_penalty[i]
+            data_loss = data_sum / weight_sum
+            penalty = 0.5 * alpha * penalty_sum / weight_sum
+            total += (terms.data_scale * data_loss + penalty) * n_batch
+            if general and gradient_norms.shape[0] > 0:
+                add_layer_norms(grads, units, penalty_columns[0], gradient_norms)
+        for layer in range(gradient_norms.shape[0]):
+            gradient_norms[layer] /= n_batches
+        return total, t, data_loss, penalty
+
+    run_epoch.__name__ = run_epoch.__qualname__ = name
+    return njit(**PARALLEL_JIT)(run_epoch)
+
+
+run_epoch = _epoch("run_epoch", True)
+run_epoch_dense = _epoch("run_epoch_dense", False)
+_EPOCHS = {True: run_epoch, False: run_epoch_dense}
+
+
+def general_call(call):
+    """Whether run_epoch(*call) needs the general epoch and regions: CSR input,
+    dropout or gradient norms to record."""
+    inputs, terms_, gradient_norms = call[2], call[7], call[12]
+    return inputs.indptr.shape[0] > 0 or terms_.dropout > 0.0 or gradient_norms.shape[0] > 0
 
 
 def terms(codes, alpha=0.0, eps=0.0, data_scale=1.0, dropout=(0.0, 0)):
@@ -825,7 +846,7 @@ if config.DISABLE_JIT:
 
 _region_addresses = {}
 
-# The regions by (index, general): see _region_1.
+# The regions by (index, general): see _region_1 and general_call.
 _REGIONS = {(0, True): forward_backward_share, (0, False): forward_backward_share_dense,
             (1, True): gradient_task, (1, False): gradient_task_dense}
 
@@ -848,10 +869,11 @@ def region_address(dtype, index, general):
     return address
 
 
-def compile_epoch(signature):
-    """Compile run_epoch for the argument types `signature` (a helper
-    process's job, see _resolve_entry_points)."""
-    run_epoch.compile(signature)
+def compile_epoch(signature, general):
+    """Compile run_epoch, the general one or not (see _epoch), for the
+    argument types `signature` (a helper process's job, see
+    _resolve_entry_points)."""
+    _EPOCHS[general].compile(signature)
 
 
 _resolve_lock = threading.Lock()
@@ -875,7 +897,7 @@ def _resolve_entry_points(call, training, general):
         # Helpers hand their code over through the disk cache: none without one.
         if JIT["cache"] and not load_cached(region, region_signatures(dtype)[0].args):
             signature = tuple(run_epoch.typeof_pyval(value) for value in call) + (types.int64, types.int64)
-            jobs.append((__name__, "compile_epoch", (signature,)))
+            jobs.append((__name__, "compile_epoch", (signature, general)))
             if training:
                 jobs.append((__name__, "region_address", (dtype.str, 1, general)))
         with compiling_elsewhere(jobs, region._cache.cache_path):
@@ -885,19 +907,20 @@ def _resolve_entry_points(call, training, general):
 def _launch(threads, call):
     """run_epoch(*call) on `threads` threads, the count call holds: serially,
     launching no parallel region, when 1."""
-    params, inputs, Y, terms_ = call[0], call[2], call[3], call[7]
+    params, Y = call[0], call[3]
     training = Y.shape[0] > 0
-    general = inputs.indptr.shape[0] > 0 or terms_.dropout > 0.0
+    general = general_call(call)
     # A forward pass alone (Y with no rows) never reaches region 2: a predict
     # in a fresh install compiles only what it runs.
     if (params.dtype, 0, general) not in _region_addresses and not config.DISABLE_JIT:
         _resolve_entry_points(call, training, general)
     region_2 = region_address(params.dtype, 1, general) if training else 0
     call = call + (region_address(params.dtype, 0, general), region_2)
+    epoch = _EPOCHS[general]
     if threads == 1:
-        return run_epoch(*call)
+        return epoch(*call)
     with parallel_launches():
-        return run_epoch(*call)
+        return epoch(*call)
 
 
 def train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale,

@@ -124,7 +124,7 @@ FIT_WITHOUT_CACHE = """
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 5)), np.arange(40) % 3
     MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y)
-    print(json.dumps({"misses": sum(_loop.run_epoch._cache_misses.values()), "processes": len(started)}))
+    print(json.dumps({"misses": sum(_loop.run_epoch_dense._cache_misses.values()), "processes": len(started)}))
 """
 
 
@@ -284,11 +284,11 @@ COLD_FIT = """
     X, y = load_digits(return_X_y=True)
     model = MLPClassifier((16,), max_iter=3, random_state=0).fit(X[:300] / 16, y[:300])
     compiled = {name: sum(getattr(_loop, name)._cache_misses.values())
-                for name in ("forward_backward_share_dense", "gradient_task_dense", "run_epoch")}
+                for name in ("forward_backward_share_dense", "gradient_task_dense", "run_epoch_dense")}
     # A dense fit without dropout neither types nor compiles the CSR and dropout kernels.
     compiled["csr or dropout"] = sum(len(kernel.overloads) for kernel in (
-        _loop.forward_backward_share, _loop.gradient_task, _loop.forward_rows_sparse, _loop.coef_grad_rows_sparse,
-        _loop.drop_rows, _loop.undropped_rows))
+        _loop.run_epoch, _loop.forward_backward_share, _loop.gradient_task, _loop.forward_rows_sparse,
+        _loop.coef_grad_rows_sparse, _loop.batch_csr_to_csc, _loop.drop_rows, _loop.undropped_rows))
     print(json.dumps({"weights": [w.tolist() for w in model.coefs_ + model.intercepts_], "compiled": compiled}))
 """
 
@@ -302,7 +302,7 @@ def test_a_cold_first_fit_takes_region_2_and_the_epoch_from_a_helper_with_the_sa
 
     env = dict(_cache_env(tmp_path / "cache"), FASTBP_COMPILE_HELPERS="1")
     result = _run(COLD_FIT, env, tmp_path)
-    assert result["compiled"] == {"forward_backward_share_dense": 1, "gradient_task_dense": 0, "run_epoch": 0,
+    assert result["compiled"] == {"forward_backward_share_dense": 1, "gradient_task_dense": 0, "run_epoch_dense": 0,
                                   "csr or dropout": 0}
     X, y = load_digits(return_X_y=True)
     model = MLPClassifier((16,), max_iter=3, random_state=0).fit(X[:300] / 16, y[:300])

@@ -140,7 +140,7 @@ def test_processes_compiling_into_one_empty_cache_at_once_agree(tmp_path):
         from fastbp import MLPClassifier, _loop
         X, y = load_digits(return_X_y=True)
         m = MLPClassifier((8,), max_iter=2, random_state=0).fit(X / 16, y)
-        print(repr(float(m.coefs_[0].sum())), sum(_loop.run_epoch.stats.cache_hits.values()))
+        print(repr(float(m.coefs_[0].sum())), sum(_loop.run_epoch_dense.stats.cache_hits.values()))
     """
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))

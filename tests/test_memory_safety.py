@@ -180,11 +180,11 @@ def test_read_only_targets_and_weights_compile_nothing_new():
     y = IRIS_Y.astype(np.float64)
     weights = np.linspace(0.5, 1.5, len(y))
     reference = MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, y, sample_weight=weights)
-    compiled = len(_loop.run_epoch.signatures)
+    compiled = len(_loop.run_epoch_dense.signatures)
     for array in (X, y, weights):
         array.setflags(write=False)
     frozen = MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, y, sample_weight=weights)
-    assert len(_loop.run_epoch.signatures) == compiled
+    assert len(_loop.run_epoch_dense.signatures) == compiled
     for a, b in zip(frozen.coefs_ + frozen.intercepts_, reference.coefs_ + reference.intercepts_):
         np.testing.assert_array_equal(a, b)
 

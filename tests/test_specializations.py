@@ -88,7 +88,7 @@ def test_integer_weights_assigned_by_hand_predict_without_a_new_specialization()
 def test_the_epoch_has_one_signature_per_dtype_it_ran_in():
     for dtype in (np.float64, np.float32):
         _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0), X.astype(dtype), y).predict(X.astype(dtype))
-    dtypes = sorted(str(sig[0].dtype) for sig in _loop.run_epoch.signatures)
+    dtypes = sorted(str(sig[0].dtype) for sig in _loop.run_epoch_dense.signatures)
     assert dtypes == ["float32", "float64"]
 
 
@@ -103,8 +103,10 @@ def test_the_epoch_calls_its_regions_by_the_signatures_written_for_them():
     for (index, _), region in _loop._REGIONS.items():
         assert sorted(map(str, region.signatures)) == sorted(
             str(_loop.region_signatures(d)[index].args) for d in dtypes)
-    for sig in _loop.run_epoch.signatures:
-        assert sig[-2:] == (types.int64, types.int64)
+    for epoch in _loop._EPOCHS.values():
+        assert epoch.signatures
+        for sig in epoch.signatures:
+            assert sig[-2:] == (types.int64, types.int64)
 
 
 def test_a_region_call_with_another_argument_list_does_not_compile():
