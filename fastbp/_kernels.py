@@ -106,7 +106,9 @@ def _accumulate_rows(A, B, C, r0, r1, t0, t1, a_transposed):
     terms left over in a block. Four terms per pass over C[r], as in a
     block: a row through a 16384-input layer then loads and stores its C[r]
     4096 times, not 16384 (predict on a 16384-100-10 float32 model, in turns:
-    1 row 201-275 → 179-189 µs, 3 rows 512-588 → 355-383 µs). Each element
+    1 row 201-275 → 179-189 µs, 3 rows 512-588 → 355-383 µs). Only float64
+    on one such row, bound by memory bandwidth, came out about 10% slower
+    (289-319 → 319-353 µs for this loop; see README, Predict). Each element
     is still summed over t in order, as in a block.
     """
     for r in range(r0, r1):

@@ -17,17 +17,17 @@ is what lets a small minibatch use several threads.
 Each output element is written by one thread, summed in a fixed order, so the
 results are bitwise the same for any number of threads.
 
-One compiled entry point, ``run_epoch``, serves training (minibatches of
-rows gathered in the epoch's order), a full-batch loss and gradient (L-BFGS,
-``fastbp.loss_and_gradients``; an empty order) and the forward pass alone
-(predict; no targets). Numba links every callee's code into each caller, and
-LLVM optimizes and emits the linked code again at each level, so each level of
-orchestration cost a cold first fit about as much as all the kernels below it.
-Hence the depth is kept to one level above the row kernels of ``_kernels``:
-the two regions take the kernels in, and run_epoch calls the regions through
-their addresses (_call_at, with the argument lists region_signatures writes
-down), so neither it nor the functions Numba outlines from its prange loops
-compile the regions' code again.
+One compiled entry point, ``run_epoch`` (in two versions, see below), serves
+training (minibatches of rows gathered in the epoch's order), a full-batch
+loss and gradient (L-BFGS, ``fastbp.loss_and_gradients``; an empty order) and
+the forward pass alone (predict; no targets). Numba links every callee's code
+into each caller, and LLVM optimizes and emits the linked code again at each
+level, so each level of orchestration cost a cold first fit about as much as
+all the kernels below it. Hence the depth is kept to one level above the row
+kernels of ``_kernels``: the two regions take the kernels in, and run_epoch
+calls the regions through their addresses (_call_at, with the argument lists
+region_signatures writes down), so neither it nor the functions Numba
+outlines from its prange loops compile the regions' code again.
 
 The input comes dense (X) or as CSR arrays (data, indices, indptr; X is then
 an empty (0, 0) array): a sparse X only changes the first layer's forward pass
@@ -531,9 +531,9 @@ def _epoch(name, general):
         gradient_norms : float64 array
             Receives each layer's ‖∂C/∂w‖ averaged over the minibatches; empty: none.
         region_1, region_2 : int
-            The addresses of forward_backward_share and gradient_task compiled
-            for region_signatures(dtype) (see region_address); region_2 is 0
-            for a forward pass alone, which never calls it.
+            The addresses of this version's regions (_REGIONS[index, general])
+            compiled for region_signatures(dtype) (see region_address);
+            region_2 is 0 for a forward pass alone, which never calls it.
 
         Returns
         -------
@@ -643,10 +643,9 @@ run_epoch_dense = _epoch("run_epoch_dense", False)
 _EPOCHS = {True: run_epoch, False: run_epoch_dense}
 
 
-def general_call(call):
-    """Whether run_epoch(*call) needs the general epoch and regions: CSR input,
-    dropout or gradient norms to record."""
-    inputs, terms_, gradient_norms = call[2], call[7], call[12]
+def general_call(inputs, terms_, gradient_norms):
+    """Whether a run_epoch call with these arguments needs the general epoch
+    and regions: CSR input, dropout or gradient norms to record."""
     return inputs.indptr.shape[0] > 0 or terms_.dropout > 0.0 or gradient_norms.shape[0] > 0
 
 
@@ -796,7 +795,8 @@ def _run(params, units, inputs, Y, sample_weight, order, batch_size, terms_, gra
 
 def region_signatures(dtype):
     """The signatures run_epoch calls its two regions by, for params of
-    `dtype`: forward_backward_share's and gradient_task's argument contract."""
+    `dtype`: the argument contract of region 1 (both versions of
+    forward_backward_share) and of region 2 (of gradient_task)."""
     float_ = numba.from_dtype(np.dtype(dtype))
     f1, f2 = types.Array(float_, 1, "C"), types.Array(float_, 2, "C")
     i1, i2 = types.Array(types.int64, 1, "C"), types.Array(types.int64, 2, "C")
@@ -909,7 +909,7 @@ def _launch(threads, call):
     launching no parallel region, when 1."""
     params, Y = call[0], call[3]
     training = Y.shape[0] > 0
-    general = general_call(call)
+    general = general_call(call[2], call[7], call[12])
     # A forward pass alone (Y with no rows) never reaches region 2: a predict
     # in a fresh install compiles only what it runs.
     if (params.dtype, 0, general) not in _region_addresses and not config.DISABLE_JIT:

@@ -109,6 +109,19 @@ def test_the_epoch_calls_its_regions_by_the_signatures_written_for_them():
             assert sig[-2:] == (types.int64, types.int64)
 
 
+def test_only_dense_input_without_dropout_or_norms_takes_the_dense_epoch_and_regions():
+    """The dense versions have no CSR, dropout or norm code: any of these must
+    take the general ones (the dense epoch would read a CSR call's empty X)."""
+    dense = _loop.input_arrays(X, np.float64)
+    csr = _loop.input_arrays(sp.csr_matrix(X), np.float64)
+    plain, dropout = _loop.terms((0, 0, 0)), _loop.terms((0, 0, 0), dropout=(0.5, 1))
+    no_norms, norms = np.empty(0), np.zeros(2)
+    assert not _loop.general_call(dense, plain, no_norms)
+    assert _loop.general_call(csr, plain, no_norms)
+    assert _loop.general_call(dense, dropout, no_norms)
+    assert _loop.general_call(dense, plain, norms)
+
+
 def test_a_region_call_with_another_argument_list_does_not_compile():
     @njit
     def call_with(address, params):
