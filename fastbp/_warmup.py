@@ -15,12 +15,13 @@ from ._validation import training_dtype
 def warmup(dtypes=("float64", "float32")):
     """Pay the compile cost up front, for a service or a notebook.
 
-    Runs a tiny fit of each solver, one on CSR input with dropout, a predict
-    and a Jacobian in each of both modes per dtype, which compiles the epoch
-    (it also serves L-BFGS's loss and gradient and the forward pass of
-    predict) with both versions of its regions (a dense fit without dropout
-    compiles only the ones for that), the Jacobian sweeps and the functional
-    API's calls, or loads them from the on-disk cache in well under a second.
+    Runs a tiny fit of each solver (L-BFGS's recording its gradient norms),
+    one on CSR input with dropout, a predict and a Jacobian in each of both
+    modes per dtype, which compiles the epoch (it also serves L-BFGS's loss
+    and gradient and the forward pass of predict) and its regions in both
+    versions (a dense fit without dropout or gradient norms compiles only the
+    ones for that), the Jacobian sweeps and the functional API's calls, or
+    loads them from the on-disk cache in well under a second.
 
     Parameters
     ----------
@@ -60,7 +61,8 @@ def warmup(dtypes=("float64", "float32")):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for solver in ("lbfgs", "adam"):
-                model = MLPClassifier((4,), solver=solver, max_iter=1, random_state=0).fit(X, y)
+                model = MLPClassifier((4,), solver=solver, max_iter=1, random_state=0,
+                                      record_gradient_norms=solver == "lbfgs").fit(X, y)
                 model.predict(X)
             sparse = sp.csr_matrix(X)
             MLPClassifier((4,), dropout=0.5, max_iter=1, random_state=0).fit(sparse, y).predict(sparse)
