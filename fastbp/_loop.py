@@ -904,12 +904,29 @@ def _resolve_entry_points(call, training, general):
             region_address(dtype, 0, general)
 
 
+def _general_at_hand(dtype):
+    """Whether a forward pass alone, which either version of region 1 runs
+    alike, takes the general one though it needs no CSR or dropout code: when
+    that one is compiled or cached and the dense one is not. A model fitted
+    with dropout, gradient norms or CSR input then predicts dense rows (and
+    scores its early-stopping validation rows) without compiling the dense
+    versions too."""
+    key = np.dtype(dtype)
+    if (key, 0, False) in _region_addresses or config.DISABLE_JIT:
+        return False
+    if (key, 0, True) in _region_addresses:
+        return True
+    signature = region_signatures(dtype)[0].args
+    return bool(JIT["cache"]) and not load_cached(forward_backward_share_dense, signature) and load_cached(
+        forward_backward_share, signature)
+
+
 def _launch(threads, call):
     """run_epoch(*call) on `threads` threads, the count call holds: serially,
     launching no parallel region, when 1."""
     params, Y = call[0], call[3]
     training = Y.shape[0] > 0
-    general = general_call(call[2], call[7], call[12])
+    general = general_call(call[2], call[7], call[12]) or (not training and _general_at_hand(params.dtype))
     # A forward pass alone (Y with no rows) never reaches region 2: a predict
     # in a fresh install compiles only what it runs.
     if (params.dtype, 0, general) not in _region_addresses and not config.DISABLE_JIT:

@@ -313,6 +313,32 @@ def test_a_cold_first_fit_takes_region_2_and_the_epoch_from_a_helper_with_the_sa
     assert result["weights"] == [w.tolist() for w in model.coefs_ + model.intercepts_]
 
 
+# A fit with dropout in a fresh process, then predict on dense rows, as JSON.
+DROPOUT_THEN_PREDICT = """
+    import json, warnings, numpy as np
+    from sklearn.datasets import load_digits
+    from fastbp import MLPClassifier, _loop
+    warnings.simplefilter("ignore")
+    X, y = load_digits(return_X_y=True)
+    model = MLPClassifier((16,), dropout=0.2, early_stopping=True, max_iter=3, random_state=0).fit(X[:300] / 16,
+                                                                                                  y[:300])
+    general = model.predict_proba(X / 16)
+    dense_versions = len(_loop.forward_backward_share_dense.overloads) + len(_loop.run_epoch_dense.overloads)
+    _loop.region_address(np.float64, 0, False)
+    dense = model.predict_proba(X / 16)
+    print(json.dumps({"dense versions": dense_versions, "same": bool(np.array_equal(general, dense)),
+                      "dense now": len(_loop.run_epoch_dense.overloads)}))
+"""
+
+
+def test_a_model_fitted_with_dropout_predicts_through_the_general_versions_it_compiled(tmp_path):
+    """Its validation rows and a predict take the general region 1 and epoch
+    rather than compile the dense ones too, and get the bits the dense ones
+    give once those are there."""
+    result = _run(DROPOUT_THEN_PREDICT, _cache_env(tmp_path / "cache"), tmp_path)
+    assert result == {"dense versions": 0, "same": True, "dense now": 1}
+
+
 def _copy_job(tmp_path, name):
     """A job that leaves a file behind: proof a helper ran it, with its arguments."""
     source = tmp_path / "source"
