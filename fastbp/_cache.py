@@ -146,13 +146,17 @@ class CompiledOnlyDispatcher(CPUDispatcher):
         return self.python_twin()(*args, **kwargs)
 
 
-def njit(**options):
+def njit(name=None, **options):
     """``numba.njit(**options)``, with :class:`SelfHealingCache` as the
     on-disk cache when ``options["cache"]`` is true, and a
-    :class:`CompiledOnlyDispatcher` when ``options["no_cpython_wrapper"]`` is."""
+    :class:`CompiledOnlyDispatcher` when ``options["no_cpython_wrapper"]`` is.
+    `name` renames a function that a factory makes once per version: the disk
+    cache, compile events and Python twins go by a function's name."""
     cache = options.pop("cache", False)
 
     def decorate(func):
+        if name is not None:
+            func.__name__ = func.__qualname__ = name
         if options.get("no_cpython_wrapper") and not config.DISABLE_JIT:
             # What numba.njit does, with the dispatcher class swapped.
             targetoptions = {key: value for key, value in options.items() if key != "pipeline_class"}

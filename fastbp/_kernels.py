@@ -90,9 +90,7 @@ def _product_rows_kernel(name, a_transposed):
                 r += BLOCK
             _accumulate_rows(A, B, C, r, r1, t0, t1, np.bool_(a_transposed))
 
-    # Its own name: the disk cache, compile events and Python twins go by it.
-    kernel.__name__ = kernel.__qualname__ = name
-    return njit(**DISJOINT_JIT)(kernel)
+    return njit(name=name, **DISJOINT_JIT)(kernel)
 
 
 accumulate_product_rows = _product_rows_kernel("accumulate_product_rows", False)

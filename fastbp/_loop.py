@@ -396,9 +396,7 @@ def _region_1(name, general):
                                   m0, m1)
                 delta = delta_prev
 
-    # Its own name: the disk cache, compile events and Python twins go by it.
-    forward_backward_share.__name__ = forward_backward_share.__qualname__ = name
-    return njit(**JIT)(forward_backward_share)
+    return njit(name=name, **JIT)(forward_backward_share)
 
 
 forward_backward_share = _region_1("forward_backward_share", True)
@@ -474,8 +472,7 @@ def _region_2(name, general):
                 if k0 >= 0 and layer > 0:
                     transpose_rows(coef_view(params, units, layer), coef_t_view(coefs_t, units, layer), k0, k1)
 
-    gradient_task.__name__ = gradient_task.__qualname__ = name
-    return njit(**JIT)(gradient_task)
+    return njit(name=name, **JIT)(gradient_task)
 
 
 gradient_task = _region_2("gradient_task", True)
@@ -634,8 +631,7 @@ def _epoch(name, general):
             gradient_norms[layer] /= n_batches
         return total, t, data_loss, penalty
 
-    run_epoch.__name__ = run_epoch.__qualname__ = name
-    return njit(**PARALLEL_JIT)(run_epoch)
+    return njit(name=name, **PARALLEL_JIT)(run_epoch)
 
 
 run_epoch = _epoch("run_epoch", True)
