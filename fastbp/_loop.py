@@ -892,7 +892,8 @@ def _resolve_entry_points(call, training, general):
         region = _REGIONS[0, general]
         # Helpers hand their code over through the disk cache: none without one.
         if JIT["cache"] and not load_cached(region, region_signatures(dtype)[0].args):
-            signature = tuple(run_epoch.typeof_pyval(value) for value in call) + (types.int64, types.int64)
+            epoch = _EPOCHS[general]
+            signature = tuple(epoch.typeof_pyval(value) for value in call) + (types.int64, types.int64)
             jobs.append((__name__, "compile_epoch", (signature, general)))
             if training:
                 jobs.append((__name__, "region_address", (dtype.str, 1, general)))

@@ -60,13 +60,13 @@ def warmup(dtypes=("float64", "float32")):
         y = np.arange(8) % 3
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for solver in ("lbfgs", "adam"):
-                model = MLPClassifier((4,), solver=solver, max_iter=1, random_state=0,
-                                      record_gradient_norms=solver == "lbfgs").fit(X, y)
-                model.predict(X)
+            MLPClassifier((4,), solver="lbfgs", max_iter=1, random_state=0, record_gradient_norms=True).fit(
+                X, y).predict(X)
+            # adam's model is of this dtype (L-BFGS's is float64 whatever the data): the Jacobian's.
+            model = MLPClassifier((4,), max_iter=1, random_state=0).fit(X, y)
+            model.predict(X)
             sparse = sp.csr_matrix(X)
             MLPClassifier((4,), dropout=0.5, max_iter=1, random_state=0).fit(sparse, y).predict(sparse)
-        # Of adam's model, which is of this dtype: L-BFGS's is float64 whatever the data.
         for mode in ("forward", "reverse"):
             jacobian(model, X, mode=mode)
         coefs = [np.ones((3, 2), dtype), np.ones((2, 2), dtype)]
