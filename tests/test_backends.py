@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import fastbp
 from fastbp import _loop
-from fastbp._kernels import accumulate_product_rows, accumulate_transposed_product_rows
+from fastbp._kernels import accumulate_product_rows, accumulate_transposed_product_rows, dot_product_rows
 
 
 def summation_condition(coefs, intercepts, X, Y, options):
@@ -266,6 +266,22 @@ def test_row_update_kernel_gives_a_row_the_same_bits_in_a_block_or_alone(n_terms
         np.testing.assert_array_equal(np.delete(alone, r, axis=0), np.delete(start, r, axis=0))
     exact = start.astype(np.float64) + (A.T if a_transposed else A).astype(np.float64) @ B.astype(np.float64)
     np.testing.assert_allclose(together, exact, rtol=0, atol=50 * n_terms ** 0.5 * np.finfo(dtype).eps * np.abs(exact).max())
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="asks LLVM; nothing is compiled under NUMBA_DISABLE_JIT")
+def test_row_update_kernels_ask_for_wide_vectors_and_the_dot_products_do_not():
+    """The row-update kernels let LLVM take 512-bit vectors on an AVX-512 CPU,
+    which it declines on Intel's parts unless asked; their result is the same
+    at any width (the test above holds a row to its bits in any position).
+    The dot products keep the default width, since it picks their order of
+    summation."""
+    A, B = np.ones((5, 8)), np.ones((8, 8))
+    for kernel, wide in ((accumulate_product_rows, True), (accumulate_transposed_product_rows, True),
+                         (dot_product_rows, False)):
+        twin = kernel.python_twin()
+        kernel(A, B, np.zeros((5, 8)), 0, 5)
+        ir = "".join(twin.inspect_llvm(signature) for signature in twin.signatures)
+        assert ('"prefer-vector-width"="512"' in ir) == wide, kernel.__name__
 
 
 @pytest.mark.parametrize("units", [(64, 100, 10), (100, 256, 256, 10), (13, 37, 19, 5), (5, 3), (784, 1000, 10)],
