@@ -10,6 +10,8 @@ the functional API call and nothing else:
 - ``forward_pass(params, units, inputs, act_code, out_code, work)``: the output;
 - ``predict(params, units, X, act_code, out_code, n_threads)``: the output on X as
   the estimators take it (dense or sparse), in a new array, on the threads it chooses;
+  the loop backend's two raise ``_loop.NonFiniteInputError`` on a dense input
+  holding a NaN or an infinity, which the estimators then take no pass to check;
 - ``backprop(params, units, inputs, Y, sample_weight, codes, alpha, eps, grads, work, dropout)``:
   loss and gradients over all rows, returned as (data loss, penalty);
 - ``train_epoch(params, units, inputs, Y, sample_weight, order, batch_size, codes, alpha, eps, data_scale,

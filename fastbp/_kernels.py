@@ -253,6 +253,22 @@ def forward_rows_sparse(data, indices, indptr, rows, coefs, intercepts, act_code
 
 
 @njit(**JIT)
+def flag_nonfinite_rows(x, flags, n0, n1):
+    """flags[n] = 1 where row n of x holds a NaN or an infinity, else 0, for
+    n0 <= n < n1: x - x is 0 for every finite x and NaN otherwise, and an OR
+    over a row's comparisons, unlike a sum, runs in vector lanes without
+    reordering anything. A forward pass takes it on each pass's input rows
+    right after reading them, from the cache, in place of a pass of its own
+    over the whole input."""
+    for n in range(n0, n1):
+        row = x[n]
+        bad = False
+        for k in range(row.shape[0]):
+            bad |= row[k] - row[k] != 0
+        flags[n] = bad
+
+
+@njit(**JIT)
 def backward_rows(delta, coefs_t, activations_prev, act_code, delta_prev, n0, n1):
     """δ^{l-1}_k = (Σ_j w_kj δ^l_j) σ'(z^{l-1}_k), with coefs_t[j, k] = w_kj (BP2)."""
     zero_rows(delta_prev, n0, n1)

@@ -62,6 +62,7 @@ from ._kernels import (
     coef_grad_rows_narrow,
     coef_grad_rows_sparse,
     copy_row,
+    flag_nonfinite_rows,
     forward_rows,
     forward_rows_sparse,
     intercept_grads_of,
@@ -375,6 +376,9 @@ def _region_1(name, general):
                 forward_rows(a_in, coef_view(params, units, layer), coefs_t_layer, intercept_view(params, units, layer),
                              code, a_out, m0, m1)
             if Y.shape[0] == 0:
+                # A forward pass alone checks the dense rows it read (see forward_pass).
+                if not (general and sparse):
+                    flag_nonfinite_rows(x, losses, m0, m1)
                 continue
 
             for n in range(m0, m1):
@@ -535,7 +539,9 @@ def _epoch(name, general):
         Returns
         -------
         total : float
-            Σ over minibatches of (data_scale × data loss + penalty) × rows.
+            Σ over minibatches of (data_scale × data loss + penalty) × rows;
+            for a forward pass alone of dense input, the number of rows
+            holding a NaN or an infinity.
         t : int
             The optimizer's step count after the epoch.
         data_loss, penalty : float
@@ -617,6 +623,9 @@ def _epoch(name, general):
                         else:
                             _call_at(region_2, args_2, np.int64(share), n_shares)
             if Y.shape[0] == 0:
+                if not (general and sparse):
+                    for n in range(n_batch):
+                        total += losses[n]
                 continue
 
             penalty_sum = 0.0
@@ -972,9 +981,15 @@ def _forward_only(dtype, n_outputs):
     return constants
 
 
+class NonFiniteInputError(ValueError):
+    """A forward pass met a NaN or an infinity in its dense input."""
+
+
 def forward_pass(params, units, inputs, act_code, out_code, work, threads=None):
     """The output activations of all rows of inputs (work sized for them), a
-    view into the workspace.
+    view into the workspace. Raises NonFiniteInputError when a row of a dense
+    input holds a NaN or an infinity: the pass checks each row as it reads
+    it, so that a predict need not check its input in a pass of its own.
 
     Checks what check_call would of the arguments that vary between calls
     (the parameters, widths, input and the workspace's size): the rest are
@@ -983,12 +998,16 @@ def forward_pass(params, units, inputs, act_code, out_code, work, threads=None):
     """
     widths, n, _ = _check_network(params, units, inputs)
     width = sum(widths[1:])
-    _check_sizes(work.buffers.activations.shape[0] >= n * width and work.buffers.activations.shape[0] % width == 0,
-                 lambda: f"a workspace of another network or for fewer than {n} rows")
+    buffers = work.buffers
+    _check_sizes(buffers.activations.shape[0] >= n * width and buffers.activations.shape[0] % width == 0
+                 and buffers.losses.shape[0] >= n, lambda: f"a workspace of another network or for fewer than {n} rows")
     Y, sample_weight, grads, step = _forward_only(params.dtype, widths[-1])
     threads = kernel_threads() if threads is None else threads
-    _launch(threads, (params, units, inputs, Y, sample_weight, _NO_ROWS, max(n, 1), terms((act_code, out_code, 0)),
-                      grads, work.buffers, step, threads, _NO_NORMS))
+    nonfinite_rows, _, _, _ = _launch(threads, (params, units, inputs, Y, sample_weight, _NO_ROWS, max(n, 1),
+                                                terms((act_code, out_code, 0)), grads, buffers, step, threads,
+                                                _NO_NORMS))
+    if nonfinite_rows:
+        raise NonFiniteInputError(f"Input contains NaN or infinity ({int(nonfinite_rows)} of {n} rows).")
     # The output layer's rows come last in the activations (see layer_rows).
     capacity = work.buffers.activations.shape[0] // width
     start = capacity * (width - widths[-1])

@@ -33,7 +33,7 @@ from ._callbacks import CallbackSupportMixin
 from ._dropout import epoch_key
 from ._backends import BACKENDS
 from ._functional import loss_value
-from ._loop import layer_rows
+from ._loop import NonFiniteInputError, layer_rows
 from ._interrupt import deferred_interrupt
 from ._labels import binarize, fit_labels
 from ._losses import LOSS_CODES, SQUARED_ERROR
@@ -667,9 +667,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         fitted width, at least one row, all finite, for a model fitted without
         feature names. On a few rows validate_data costs more than the
         network; any other input (and any non-finite value) goes through it,
-        for its messages and warnings."""
+        for its messages and warnings. A dense array is not checked finite
+        here for the loop backend: its forward pass checks each row as it
+        reads it (see _forward_pass_fast)."""
         if type(X) is np.ndarray:
-            values = X
+            values = None if self.backend == "loop" else X
         elif sp.issparse(X) and X.format in ("csr", "csc"):
             values = X.data
         else:
@@ -677,14 +679,25 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         return (X.ndim == 2 and X.dtype in _PLAIN_DTYPES and X.shape[0] >= 1
                 and X.shape[1] == getattr(self, "n_features_in_", -1) and not hasattr(self, "feature_names_in_")
                 # A finite sum means every value is finite (an inf or NaN would carry into it).
-                and np.isfinite(values.sum()))
+                and (values is None or np.isfinite(values.sum())))
 
     def _forward_pass_fast(self, X, check_input=True):
-        if check_input and not self._plain_input(X):
+        plain = check_input and self._plain_input(X)
+        if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         units, _, params = self._packed_parameters(X.shape[1])
         act, out, _ = self._codes()
-        return BACKENDS[self.backend].predict(params, units, X, act, out, self.n_threads)
+        try:
+            return BACKENDS[self.backend].predict(params, units, X, act, out, self.n_threads)
+        except NonFiniteInputError as error:
+            if not plain:
+                raise
+            found = error
+        # An input taken as plain without a finiteness check: scikit-learn's
+        # validation names the NaN or infinity in its own words (raised outside
+        # the except clause, so that its message comes alone).
+        validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        raise found
 
     def __setstate__(self, state):
         super().__setstate__(state)

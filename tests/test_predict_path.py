@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.datasets import load_digits
 
 from fastbp import MLPClassifier, MLPRegressor, _loop
+from fastbp._activations import ACTIVATION_CODES
 
 X, y = load_digits(return_X_y=True)
 X = X / 16
@@ -175,6 +176,35 @@ def test_input_that_is_not_plain_gets_scikit_learns_message(monkeypatch, bad, me
     with pytest.raises(ValueError, match=message):
         model.predict(bad)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_the_forward_pass_finds_a_nan_or_infinity_in_any_row(dtype, n_threads):
+    """The loop backend checks a plain array finite inside its forward pass,
+    row by row: a bad value anywhere (either thread's share, either chunk of
+    a predict) raises scikit-learn's message, as the vectorized backend's
+    separate check does, and the model predicts as before afterwards."""
+    model = _fit(n_threads=n_threads)
+    rows = np.tile(X, (3, 1))[:5000].astype(dtype)
+    expected = model.predict_proba(rows)
+    messages = {np.nan: "Input X contains NaN", np.inf: "Input X contains infinity",
+                -np.inf: "Input X contains infinity"}
+    for row, column, bad in [(0, 0, np.nan), (3, 63, np.inf), (2100, 5, -np.inf), (4095, 7, np.nan),
+                             (4096, 0, np.inf), (4999, 63, np.nan)]:
+        given = rows.copy()
+        given[row, column] = bad
+        for backend in ("loop", "vectorized"):
+            model.set_params(backend=backend)
+            with pytest.raises(ValueError, match=messages[bad]):
+                model.predict(given)
+        model.set_params(backend="loop")
+        units, _, params = model._packed_parameters(64)
+        work = _loop.Workspace(units, 5000, dtype, backward=False)
+        with pytest.raises(_loop.NonFiniteInputError, match=r"\(1 of 5000 rows\)"):
+            _loop.forward_pass(params.astype(dtype), units, _loop.input_arrays(given, dtype),
+                               ACTIVATION_CODES["relu"], ACTIVATION_CODES["softmax"], work, n_threads)
+    np.testing.assert_array_equal(model.predict_proba(rows), expected)
 
 
 def test_finite_values_whose_sum_overflows_are_still_predicted():
