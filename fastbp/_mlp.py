@@ -12,6 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
+from numba.core import config as numba_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -19,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network._multilayer_perceptron import MLPRegressor as _SkMLPRegressor
 from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron as _SkBase
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import assert_all_finite, check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
@@ -671,7 +672,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         here for the loop backend: its forward pass checks each row as it
         reads it (see _forward_pass_fast)."""
         if type(X) is np.ndarray:
-            values = None if self.backend == "loop" else X
+            # Compiled, the loop backend checks as it reads; in pure Python
+            # (NUMBA_DISABLE_JIT=1) a NaN would meet NumPy's warnings first.
+            values = None if self.backend == "loop" and not numba_config.DISABLE_JIT else X
         elif sp.issparse(X) and X.format in ("csr", "csc"):
             values = X.data
         else:
@@ -697,6 +700,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         # validation names the NaN or infinity in its own words (raised outside
         # the except clause, so that its message comes alone).
         validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        # X is finite, so a value of it overflowed when cast to the dtype of coefs_.
+        with np.errstate(over="ignore"):  # the cast for the forward pass has warned of it already
+            cast = X.astype(params.dtype)
+        assert_all_finite(cast, input_name="X")
         raise found
 
     def __setstate__(self, state):

@@ -3,6 +3,7 @@ workspaces reused, small inputs on the calling thread; results the same as
 packing the weights afresh, for any thread count and any number of callers."""
 
 import pickle
+import re
 import threading
 import warnings
 
@@ -205,6 +206,22 @@ def test_the_forward_pass_finds_a_nan_or_infinity_in_any_row(dtype, n_threads):
             _loop.forward_pass(params.astype(dtype), units, _loop.input_arrays(given, dtype),
                                ACTIVATION_CODES["relu"], ACTIVATION_CODES["softmax"], work, n_threads)
     np.testing.assert_array_equal(model.predict_proba(rows), expected)
+
+
+@pytest.mark.parametrize("value", [1e39, np.finfo(np.float64).max])
+def test_a_value_beyond_float32_names_the_models_dtype(value):
+    """predict casts X to the dtype of coefs_: a finite float64 value beyond
+    float32's range would become an infinity there, which the forward pass
+    finds; the error then says so in scikit-learn's words for float32."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MLPClassifier(hidden_layer_sizes=(20,), max_iter=3, random_state=0).fit(X.astype(np.float32), y)
+    rows = X[:20].copy()
+    rows[7, 3] = value
+    for method in (model.predict, model.predict_proba, lambda rows: model.score(rows, y[:20])):
+        with pytest.raises(ValueError, match=re.escape("Input X contains infinity or a value too large for "
+                                                       "dtype('float32')")):
+            method(rows)
 
 
 def test_finite_values_whose_sum_overflows_are_still_predicted():
