@@ -772,7 +772,8 @@ def check_call(params, units, inputs, Y, sample_weight, order, batch_size, terms
     _check_sizes(batch_size >= 1 and (gather or batch_size >= n_rows), lambda: f"batch_size {batch_size}")
     width = sum(widths[1:])
     capacity = work.activations.shape[0] // width
-    _check_sizes(capacity >= batch_rows and (not targets or work.deltas.shape[0] >= capacity * width),
+    _check_sizes(capacity >= batch_rows and work.losses.shape[0] >= batch_rows
+                 and (not targets or work.deltas.shape[0] >= capacity * width),
                  lambda: f"a workspace for {capacity} rows, given batches of {batch_rows}")
     _check_sizes(not gather or work.y_batch.shape[0] >= batch_rows, lambda: "a workspace without gather buffers")
     if sparse and targets:

@@ -156,6 +156,25 @@ def test_a_wrong_argument_type_is_refused_before_the_compiled_code():
                          _loop.no_step(np.float64), 1, _loop._NO_NORMS)
 
 
+def test_a_workspace_with_a_short_loss_buffer_is_refused_before_the_compiled_code():
+    """Region 1 writes a loss (or, for a forward pass alone, a finiteness flag)
+    for every row of a batch: a Buffers put together by hand with fewer would
+    be written past its end."""
+    units = np.array([5, 4, 3])
+    params = np.zeros(5 * 4 + 4 * 3 + 4 + 3)
+    inputs = _loop.input_arrays(X, np.float64)
+    for backward in (True, False):
+        short = _loop.Workspace(units, 60, np.float64, backward=backward).buffers._replace(losses=np.empty(59))
+        with pytest.raises(ValueError, match="a workspace for 60 rows"):
+            _loop.check_call(params, units, inputs, np.zeros((60, 3)), np.ones(60), _loop._NO_ROWS, 60,
+                             _loop.terms((3, 4, 1)), np.empty_like(params), short, _loop.no_step(np.float64), 1,
+                             _loop._NO_NORMS)
+        work = _loop.Workspace(units, 60, np.float64, backward=False)
+        work.buffers = short
+        with pytest.raises(ValueError, match="a workspace of another network or for fewer than 60 rows"):
+            _loop.forward_pass(params, units, inputs, 3, 4, work)
+
+
 # Every public path in both backends and dtypes, then the compiled-only
 # functions it called from Python (each such call builds an uncached twin).
 PUBLIC_PATHS = """
