@@ -364,6 +364,9 @@ def _region_1(name, general):
             else:
                 forward_rows(x, coef_view(params, units, first), coef_t_view(coefs_t, units, first),
                              intercept_view(params, units, first), code, a_out, m0, m1)
+                if Y.shape[0] == 0:
+                    # A forward pass alone checks the rows it has just read (see forward_pass).
+                    flag_nonfinite_rows(x, losses, m0, m1)
             for layer in range(1, n_layers):
                 if general and dropout > 0.0:
                     drop_rows(a_out, m0, m1, dropout_key, position0, hidden_unit_offset(units, layer), dropout)
@@ -376,9 +379,6 @@ def _region_1(name, general):
                 forward_rows(a_in, coef_view(params, units, layer), coefs_t_layer, intercept_view(params, units, layer),
                              code, a_out, m0, m1)
             if Y.shape[0] == 0:
-                # A forward pass alone checks the dense rows it read (see forward_pass).
-                if not (general and sparse):
-                    flag_nonfinite_rows(x, losses, m0, m1)
                 continue
 
             for n in range(m0, m1):
@@ -623,6 +623,7 @@ def _epoch(name, general):
                         else:
                             _call_at(region_2, args_2, np.int64(share), n_shares)
             if Y.shape[0] == 0:
+                # Region 1 flagged each dense row holding a NaN or an infinity.
                 if not (general and sparse):
                     for n in range(n_batch):
                         total += losses[n]
@@ -1010,9 +1011,9 @@ def forward_pass(params, units, inputs, act_code, out_code, work, threads=None):
     if nonfinite_rows:
         raise NonFiniteInputError(f"Input contains NaN or infinity ({int(nonfinite_rows)} of {n} rows).")
     # The output layer's rows come last in the activations (see layer_rows).
-    capacity = work.buffers.activations.shape[0] // width
+    capacity = buffers.activations.shape[0] // width
     start = capacity * (width - widths[-1])
-    return work.buffers.activations[start : start + n * widths[-1]].reshape(n, widths[-1])
+    return buffers.activations[start : start + n * widths[-1]].reshape(n, widths[-1])
 
 
 # Rows per compiled call at predict time: bounds the workspace, not the speed.
