@@ -36,7 +36,7 @@ from ._backends import BACKENDS
 from ._functional import loss_value
 from ._loop import NonFiniteInputError, layer_rows
 from ._interrupt import deferred_interrupt
-from ._labels import binarize, fit_labels
+from ._labels import binarize, fit_labels, labels_of
 from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack, views_of
@@ -1139,7 +1139,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return labels_of(self._label_binarizer, y_pred)
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, accuracy_score)

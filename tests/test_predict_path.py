@@ -302,3 +302,44 @@ def test_functional_forward_takes_predicts_path_across_chunks(backend):
     z = np.maximum(rows @ coefs[0] + intercepts[0], 0) @ coefs[1] + intercepts[1]
     expected = np.exp(z - z.max(axis=1, keepdims=True))
     np.testing.assert_allclose(whole, expected / expected.sum(axis=1, keepdims=True), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("labels", [
+    y,  # ten integer classes
+    np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])[y],
+    y % 2,  # binary: one output column
+    np.where(y % 2, "odd", "even"),
+    y % 2 == 1,
+    np.where(y < 3, -1, 7),  # binary classes that are not 0 and 1
+    np.column_stack([y % 2, y < 5]),  # multilabel: inverse_transform itself
+])
+def test_labels_are_those_of_the_label_binarizers_inverse_transform(labels, monkeypatch):
+    from sklearn.preprocessing import LabelBinarizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MLPClassifier(hidden_layer_sizes=(20,), max_iter=3, random_state=0).fit(X, labels)
+    proba = model._forward_pass_fast(X)
+    output = proba.ravel() if model.n_outputs_ == 1 else proba
+    expected = model._label_binarizer.inverse_transform(output)
+    if labels.ndim == 1:
+        # A dense multiclass or binary output is decoded without inverse_transform's checks.
+        monkeypatch.setattr(LabelBinarizer, "inverse_transform", None)
+    predicted = model.predict(X)
+    assert predicted.dtype == expected.dtype
+    np.testing.assert_array_equal(predicted, expected)
+    assert len(np.unique(predicted)) > 1  # a model predicting one class could not tell the two apart
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ties_and_the_binary_threshold_give_inverse_transforms_labels(dtype):
+    from fastbp._labels import labels_of
+    from sklearn.preprocessing import LabelBinarizer
+
+    multiclass = LabelBinarizer().fit(["a", "b", "c"])
+    output = np.array([[0.2, 0.4, 0.4], [0.5, 0.5, 0.0], [0.1, 0.2, 0.7], [np.nan, 0.9, 0.1]], dtype=dtype)
+    np.testing.assert_array_equal(labels_of(multiclass, output), multiclass.inverse_transform(output))
+    binary = LabelBinarizer().fit([3, 8])
+    output = np.array([0.5, np.nextafter(dtype(0.5), dtype(1)), 0.49, 0.0, 1.0, np.nan], dtype=dtype)
+    np.testing.assert_array_equal(labels_of(binary, output), binary.inverse_transform(output))
+    np.testing.assert_array_equal(labels_of(binary, output), [3, 8, 3, 3, 8, 3])
