@@ -80,7 +80,7 @@ def _fitted(X, y, hidden, dtype, max_iter=2):
 
 
 def latency(repeats=5):
-    """predict_proba on 1 and 10 rows: digits (64-100-10) and a 16384-input model."""
+    """predict_proba and predict on 1 and 10 rows: digits (64-100-10) and a 16384-input model."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
@@ -90,19 +90,32 @@ def latency(repeats=5):
     records = []
     for name, data, labels in (("digits 64-100-10", X, y), ("16384-100-10", wide, np.arange(64) % 10)):
         ours, theirs = _fitted(data, labels, (100,), np.float64)
-        for rows in (1, 10):
-            batch = data[:rows]
-            t_ours, t_theirs = _side_by_side(lambda: ours.predict_proba(batch), lambda: theirs.predict_proba(batch),
-                                             repeats, 200)
-            records.append({"network": name, "rows": rows, "fastbp_us": t_ours * 1e6, "sklearn_us": t_theirs * 1e6,
-                            "sklearn_over_fastbp": t_theirs / t_ours})
+        for method in ("predict_proba", "predict"):
+            for rows in (1, 10):
+                batch = data[:rows]
+                t_ours, t_theirs = _side_by_side(lambda: getattr(ours, method)(batch),
+                                                 lambda: getattr(theirs, method)(batch), repeats, 200)
+                records.append({"network": name, "method": method, "rows": rows, "fastbp_us": t_ours * 1e6,
+                                "sklearn_us": t_theirs * 1e6, "sklearn_over_fastbp": t_theirs / t_ours})
     return records
+
+
+def _flops_per_row(model):
+    """Multiply-adds of a forward pass, two flops each, per row."""
+    return sum(2 * w.shape[0] * w.shape[1] for w in model.coefs_)
 
 
 def throughput(repeats=3, quick=False):
     """Rows per second of predict over many rows, on the reference networks,
     beside scikit-learn and, where installed, a jitted JAX forward pass given
-    its input already as a JAX array (its transfer left out, to JAX's favour)."""
+    its input already as a JAX array (its transfer left out, to JAX's favour).
+
+    Each row also has its ceiling: the rows per second a pass would reach if
+    its products alone ran at numpy's rate on a 1024³ product (the machine's
+    matmul rate, BLAS on all its threads, taken after the dtype's runs), with
+    each library's fraction of it: a target above 100% of the ceiling is one
+    no forward pass made of these products reaches on this machine."""
+    from .worker import ceiling
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
@@ -128,6 +141,11 @@ def throughput(repeats=3, quick=False):
                       "fastbp_over_sklearn": times[1] / times[0]}
             if others:
                 record.update(jax_rows_per_s=rows.shape[0] / times[2], fastbp_over_jax=times[2] / times[0])
+            gflops = ceiling(dtype, repeats)
+            record.update(ceiling_gflops=gflops, ceiling_rows_per_s=gflops * 1e9 / _flops_per_row(ours))
+            for library in ("fastbp", "sklearn", "jax"):
+                if f"{library}_rows_per_s" in record:
+                    record[f"{library}_of_ceiling"] = record[f"{library}_rows_per_s"] / record["ceiling_rows_per_s"]
             records.append(record)
     return records
 
@@ -194,17 +212,28 @@ def run(quick=False, repeats=3):
 
 def markdown(result):
     lines = ["## Predict (fastbp, scikit-learn and JAX on the same weights, in one process)", "",
-             "| network | rows | fastbp µs | scikit-learn µs | scikit-learn / fastbp |", "|---|---|---|---|---|"]
+             "| network | method | rows | fastbp µs | scikit-learn µs | scikit-learn / fastbp |",
+             "|---|---|---|---|---|---|"]
     for r in result["latency"]:
-        lines.append(f"| {r['network']} | {r['rows']} | {r['fastbp_us']:.0f} | {r['sklearn_us']:.0f} | "
+        lines.append(f"| {r['network']} | {r['method']} | {r['rows']} | {r['fastbp_us']:.0f} | {r['sklearn_us']:.0f} | "
                      f"{r['sklearn_over_fastbp']:.2f} |")
     lines += ["", "| network | dtype | rows | fastbp rows/s | scikit-learn rows/s | fastbp / scikit-learn | "
-              "JAX jit rows/s | fastbp / JAX |", "|---|---|---|---|---|---|---|---|"]
+              "JAX jit rows/s | fastbp / JAX | ceiling rows/s | % of ceiling: fastbp, scikit-learn, JAX | "
+              "2× scikit-learn, % of ceiling |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["throughput"]:
         jax_cells = (f"{r['jax_rows_per_s']:.3g} | {r['fastbp_over_jax']:.2f}" if "jax_rows_per_s" in r
                      else "not installed | –")
+        fractions = ", ".join(f"{100 * r[f'{library}_of_ceiling']:.0f}" if f"{library}_of_ceiling" in r else "–"
+                              for library in ("fastbp", "sklearn", "jax"))
         lines.append(f"| {r['network']} | {r['dtype']} | {r['rows']} | {r['fastbp_rows_per_s']:.3g} | "
-                     f"{r['sklearn_rows_per_s']:.3g} | {r['fastbp_over_sklearn']:.2f} | {jax_cells} |")
+                     f"{r['sklearn_rows_per_s']:.3g} | {r['fastbp_over_sklearn']:.2f} | {jax_cells} | "
+                     f"{r['ceiling_rows_per_s']:.3g} | {fractions} | {200 * r['sklearn_of_ceiling']:.0f} |")
+    rates = {}
+    for r in result["throughput"]:
+        rates.setdefault(r["dtype"], []).append(r["ceiling_gflops"])
+    lines += ["", "Ceiling: the rows per second of a pass whose products ran at numpy's rate on a 1024³ product, "
+              "BLAS on all threads (" + ", ".join(f"{dtype} {min(g):.0f}–{max(g):.0f} GFLOP/s"
+                                                  for dtype, g in rates.items()) + ", taken after each row's runs)."]
     lines += ["", "Sparse text-like input (16356 features, 20 stored values a row):", "",
               "| case | fastbp s | scikit-learn s | speed-up |", "|---|---|---|---|"]
     for r in result["sparse_text"]:

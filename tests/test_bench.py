@@ -46,11 +46,17 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
         assert startup["cold_one_process"]["first_fit_s"] > 0
         assert startup["cold_busy_s"] > 0 and startup["cold_one_process_busy_s"] > 0
     predict = result["predict"]
-    assert {r["rows"] for r in predict["latency"]} == {1, 10}
+    assert {(r["method"], r["rows"]) for r in predict["latency"]} == {
+        (method, rows) for method in ("predict_proba", "predict") for rows in (1, 10)}
     assert all(r["fastbp_us"] > 0 and r["sklearn_us"] > 0 for r in predict["latency"])
     assert {r["dtype"] for r in predict["throughput"]} == {"float64", "float32"}
+    for r in predict["throughput"]:
+        # digits 64-100-10: 2 × (64·100 + 100·10) flops a row at the matmul rate.
+        assert r["ceiling_rows_per_s"] * 2 * (64 * 100 + 100 * 10) == pytest.approx(r["ceiling_gflops"] * 1e9)
+        assert r["fastbp_of_ceiling"] == pytest.approx(r["fastbp_rows_per_s"] / r["ceiling_rows_per_s"])
     assert len(predict["sparse_text"]) == 3 and len(predict["partial_fit"]) == 1
     assert "## Predict" in (tmp_path / "results.md").read_text()
+    assert "| ceiling rows/s | % of ceiling: fastbp, scikit-learn, JAX |" in (tmp_path / "results.md").read_text()
     assert "| cold, one process s | cold, busy s | cold, one process, busy s |" in (tmp_path / "results.md").read_text()
     if importlib.util.find_spec("sklearn.callback"):
         (cost,) = result["callback_cost"]
