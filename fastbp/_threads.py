@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import numba
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 _state = {"parallel_used": False, "forked_child": False}
@@ -208,19 +209,6 @@ def _fastest(per_row):
     return max(count for count, (time, _) in per_row.items() if time <= least * _MARGIN)
 
 
-def preferred_threads(ceiling, units):
-    """The thread count the latest timed fit of this network (any batch,
-    dtype or input) ran fastest on, for a predict with n_threads=None; the
-    ceiling when no fit of it was timed. A predict is one parallel region per
-    chunk of rows: too short to time itself, and as slow as a fit's region on
-    a busy machine."""
-    with _epoch_times_lock:
-        for key in reversed(_epoch_times):
-            if key[0] == ceiling and key[1] == units and len(_epoch_times[key]) > 1:
-                return _fastest(_epoch_times[key])
-    return ceiling
-
-
 # A forward pass of fewer multiply-adds than this (predict on a few rows) runs
 # on the calling thread when the count is left to fastbp: it takes about as
 # long as waking the thread pool, and on a busy machine far less than waiting
@@ -228,20 +216,42 @@ def preferred_threads(ceiling, units):
 _SERIAL_FORWARD_WORK = 1 << 20
 
 
+# Forward passes choose their thread count from their own timings, kept per
+# (ceiling, widths, dtype): at most this many, the oldest forgotten first. A
+# fit's choice is no guide: on an idle 2-core host a digits fit ran fastest
+# on one thread, its 200-row minibatches bound by the regions' hand-over,
+# while predict_proba on its 1797 rows, one region, took 834 µs on one
+# thread and 455 on two.
+_forward_governors = OrderedDict()
+_FORWARD_SHAPES = 64
+
+
 @contextmanager
-def forward_threads(n_threads, units, n_rows):
-    """The thread count of a forward pass over n_rows rows (predict): an
-    explicit n_threads as given; else 1 for a small pass, and for a larger
-    one the count the latest timed fit of the network found fastest."""
-    work = n_rows * sum(int(units[i]) * int(units[i + 1]) for i in range(len(units) - 1))
+def forward_threads(n_threads, units, dtype, n_rows, chunk_rows):
+    """The thread count of a forward pass over n_rows rows (predict), taken
+    chunk_rows at a time: an explicit n_threads as given; else 1 for a small
+    chunk, and for a larger one the count a ThreadGovernor of its own picks
+    from the passes of this network and dtype timed before (on a busy
+    machine, fewer threads once they are clearly faster)."""
+    work = chunk_rows * sum(int(units[i]) * int(units[i + 1]) for i in range(len(units) - 1))
     if n_threads is None and work < _SERIAL_FORWARD_WORK:
         yield 1
         return
     with thread_limits("loop", n_threads) as threads:
-        if n_threads is None:
-            threads = preferred_threads(threads, tuple(int(u) for u in units))
-            numba.set_num_threads(threads)
-        yield threads
+        if n_threads is not None or threads == 1:
+            yield threads
+            return
+        key = (threads, np.asarray(units, dtype=np.int64).tobytes(), np.dtype(dtype).char)
+        with _epoch_times_lock:
+            governor = _forward_governors.pop(key, None)
+        if governor is None:
+            governor = ThreadGovernor(threads, True, ("forward", key[1:]))
+        with _epoch_times_lock:
+            _forward_governors[key] = governor
+            while len(_forward_governors) > _FORWARD_SHAPES:
+                _forward_governors.popitem(last=False)
+        with governor.timed(n_rows) as chosen:
+            yield chosen
 
 
 class ThreadGovernor:
@@ -267,8 +277,7 @@ class ThreadGovernor:
     adaptive : bool
         Whether to choose per epoch (n_threads=None) or always use ceiling.
     shape : tuple
-        What the per-row times are shared by (see ``_epoch_times``): the
-        layer widths first, which predict looks them up by.
+        What the per-row times are shared by (see ``_epoch_times``).
     """
 
     def __init__(self, ceiling, adaptive, shape):
@@ -289,8 +298,9 @@ class ThreadGovernor:
 
     @contextmanager
     def timed(self, rows):
-        """Run the body (an epoch, or an evaluation, of `rows` rows) on the
-        count ``choose`` picks, and record how long it took."""
+        """Run the body (an epoch, an evaluation or a forward pass of `rows`
+        rows) on the count ``choose`` picks, given to it, and record how long
+        it took."""
         threads = self.choose(rows)
         numba.set_num_threads(threads)
         # Not timed: the process's first parallel call, which also starts the thread pool,
@@ -299,7 +309,7 @@ class ThreadGovernor:
         warm = (threads == 1 or _state["parallel_used"]) and not self.untimed_shape
         self.untimed_shape = False
         started = time.perf_counter()
-        yield
+        yield threads
         if warm:
             self.record(threads, time.perf_counter() - started, rows)
         else:

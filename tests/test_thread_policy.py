@@ -132,15 +132,53 @@ def test_a_first_epoch_of_an_unseen_shape_runs_on_the_rules_count():
     assert model.n_threads_ == numba.config.NUMBA_NUM_THREADS
 
 
-def test_predict_takes_the_count_the_latest_fit_of_its_network_found_fastest():
-    from fastbp._threads import preferred_threads
+def _forward_counts(monkeypatch, per_row, calls, units=(64, 100, 10), rows=2000, dtype=np.float64):
+    """The counts forward_threads gives `calls` predicts of `rows` rows whose
+    time per row on c threads is per_row[c], on a clock that only those
+    predicts move."""
+    clock = [0.0]
+    monkeypatch.setattr(_threads.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setitem(_threads._state, "parallel_used", True)
+    picked = []
+    for _ in range(calls):
+        with _threads.forward_threads(None, np.array(units), np.dtype(dtype), rows, rows) as threads:
+            picked.append(threads)
+            clock[0] += per_row[threads] * rows
+    return picked
 
-    assert preferred_threads(2, (64, 10, 3)) == 2
-    _run(ThreadGovernor(2, adaptive=True, shape=((64, 10, 3), 200, "d", False)), lambda e: {2: 10.0, 1: 1.0}, 3)
-    assert preferred_threads(2, (64, 10, 3)) == 1
-    assert preferred_threads(2, (64, 11, 3)) == 2
-    _run(ThreadGovernor(2, adaptive=True, shape=((64, 10, 3), 32, "f", False)), lambda e: {2: 0.5, 1: 1.0}, 3)
-    assert preferred_threads(2, (64, 10, 3)) == 2
+
+@pytest.fixture
+def _two_threads():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    _threads._forward_governors.clear()
+    yield
+    _threads._forward_governors.clear()
+
+
+def test_predict_times_its_own_passes_whatever_a_fit_found(monkeypatch, _two_threads):
+    # A fit of this network whose minibatches ran fastest on one thread.
+    _run(ThreadGovernor(2, adaptive=True, shape=((64, 100, 10), 200, "d", False)), lambda e: {2: 10.0, 1: 1.0}, 3)
+    # Its predicts, one region a chunk, run faster on two: they stay on two.
+    picked = _forward_counts(monkeypatch, {2: 0.55, 1: 1.0}, 40)
+    assert picked[:4] == [2, 2, 1, 2]  # the first pass (loading its code) untimed, then one probe of one thread
+    assert picked[4:] == [2] * 36
+
+
+def test_predict_moves_to_fewer_threads_when_they_are_clearly_faster(monkeypatch, _two_threads):
+    # A busy machine: two threads wait at the barrier for the descheduled one.
+    picked = _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 20)
+    assert picked[:3] == [2, 2, 1] and picked[3:] == [1] * 17
+    # Each dtype and network has its own timings: float32 starts on two threads again.
+    assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 2, dtype=np.float32) == [2, 2]
+    assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 2, units=(64, 99, 10)) == [2, 2]
+
+
+def test_a_small_or_explicit_predict_is_not_timed(monkeypatch, _two_threads):
+    assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 3, rows=10) == [1, 1, 1]
+    with _threads.forward_threads(2, np.array([64, 100, 10]), np.dtype(np.float64), 2000, 2000) as threads:
+        assert threads == 2
+    assert not _threads._forward_governors
 
 
 def test_one_slow_epoch_is_not_taken_for_a_busy_machine():
