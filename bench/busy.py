@@ -8,7 +8,9 @@ work would) while each job runs in a fresh process with a warm compile cache:
   default max_iter, by scikit-learn, by fastbp with its default threads and
   by fastbp with ``n_threads=1``;
 - ten epochs of the reference workloads digits 64-100-10 and 100-100-10
-  (float32, batch 200, fastbp default threads and n_threads=1, scikit-learn).
+  (float32, batch 200, fastbp default threads and n_threads=1, scikit-learn);
+- ten predict_proba calls on the 50000 rows of 100-100-10 (float32), the
+  model fitted for one epoch beforehand, untimed.
 
 with 0, 1 and 2 competing processes. Times are the best of `repeats` runs,
 side by side in one run of this script; the load average is recorded with
@@ -46,6 +48,14 @@ if job == "cv":
     def run():
         model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), random_state=0, **extra))
         return float(cross_val_score(model, X, y, cv=5).mean())
+elif job == "predict":
+    X, y = make_classification(50000, 100, n_informative=50, n_classes=10, random_state=0)
+    X = X.astype(np.float32)
+    model = MLPClassifier(hidden_layer_sizes=(100,), max_iter=1, batch_size=200, random_state=0, **extra).fit(X, y)
+    def run():
+        for _ in range(10):
+            proba = model.predict_proba(X)
+        return float(proba[:, 0].mean())
 else:
     if job == "digits":
         X, y = load_digits(return_X_y=True)
@@ -69,7 +79,7 @@ print(json.dumps({{"best_s": min(times), "times_s": times, "score": score}}))
 
 LIBS = ("sklearn", "fastbp", "fastbp-1-thread")
 JOBS = {"cv": "digits CV, 5 folds, 64 hidden (whole job)", "digits": "digits 64-100-10, 10 epochs",
-        "clf50k": "100-100-10 on 50000 rows, 2 epochs"}
+        "clf50k": "100-100-10 on 50000 rows, 2 epochs", "predict": "predict_proba on those 50000 rows, 10 calls"}
 
 
 def _busy_processes(count):
