@@ -105,6 +105,19 @@ def _flops_per_row(model):
     return sum(2 * w.shape[0] * w.shape[1] for w in model.coefs_)
 
 
+def _calls_by_threads(model, dtype):
+    """How many of fastbp's predict calls on this model's network and dtype ran
+    on each thread count (predict picks it from its own timings: see
+    fastbp._threads.forward_threads); empty if none ran on more than one."""
+    from fastbp import _threads
+
+    widths = np.array([w.shape[0] for w in model.coefs_] + [model.coefs_[-1].shape[1]], dtype=np.int64).tobytes()
+    for key, governor in _threads._forward_governors.items():
+        if key[1:] == (widths, np.dtype(dtype).char):
+            return {int(count): calls for count, calls in sorted(governor.used.items(), reverse=True)}
+    return {}
+
+
 def throughput(repeats=3, quick=False):
     """Rows per second of predict over many rows, on the reference networks,
     beside scikit-learn and, where installed, a jitted JAX forward pass given
@@ -138,7 +151,8 @@ def throughput(repeats=3, quick=False):
                                   max(1, 40000 // rows.shape[0]), *others)
             record = {"network": name, "dtype": np.dtype(dtype).name, "rows": rows.shape[0],
                       "fastbp_rows_per_s": rows.shape[0] / times[0], "sklearn_rows_per_s": rows.shape[0] / times[1],
-                      "fastbp_over_sklearn": times[1] / times[0]}
+                      "fastbp_over_sklearn": times[1] / times[0],
+                      "fastbp_calls_by_threads": _calls_by_threads(ours, dtype)}
             if others:
                 record.update(jax_rows_per_s=rows.shape[0] / times[2], fastbp_over_jax=times[2] / times[0])
             gflops = ceiling(dtype, repeats)
@@ -219,7 +233,8 @@ def markdown(result):
                      f"{r['sklearn_over_fastbp']:.2f} |")
     lines += ["", "| network | dtype | rows | fastbp rows/s | scikit-learn rows/s | fastbp / scikit-learn | "
               "JAX jit rows/s | fastbp / JAX | ceiling rows/s | % of ceiling: fastbp, scikit-learn, JAX | "
-              "2× scikit-learn, % of ceiling |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "2× scikit-learn, % of ceiling | fastbp calls by threads |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["throughput"]:
         jax_cells = (f"{r['jax_rows_per_s']:.3g} | {r['fastbp_over_jax']:.2f}" if "jax_rows_per_s" in r
                      else "not installed | –")
@@ -227,13 +242,17 @@ def markdown(result):
                               for library in ("fastbp", "sklearn", "jax"))
         lines.append(f"| {r['network']} | {r['dtype']} | {r['rows']} | {r['fastbp_rows_per_s']:.3g} | "
                      f"{r['sklearn_rows_per_s']:.3g} | {r['fastbp_over_sklearn']:.2f} | {jax_cells} | "
-                     f"{r['ceiling_rows_per_s']:.3g} | {fractions} | {200 * r['sklearn_of_ceiling']:.0f} |")
+                     f"{r['ceiling_rows_per_s']:.3g} | {fractions} | {200 * r['sklearn_of_ceiling']:.0f} | "
+                     + (", ".join(f"{count}: {calls}" for count, calls in r["fastbp_calls_by_threads"].items())
+                        or "–") + " |")
     rates = {}
     for r in result["throughput"]:
         rates.setdefault(r["dtype"], []).append(r["ceiling_gflops"])
     lines += ["", "Ceiling: the rows per second of a pass whose products ran at numpy's rate on a 1024³ product, "
               "BLAS on all threads (" + ", ".join(f"{dtype} {min(g):.0f}–{max(g):.0f} GFLOP/s"
-                                                  for dtype, g in rates.items()) + ", taken after each row's runs)."]
+                                                  for dtype, g in rates.items()) + ", taken after each row's runs). "
+              "fastbp calls by threads: how many of its calls (warm-up included) ran on each thread count, "
+              "which predict picks from its own timings."]
     lines += ["", "Sparse text-like input (16356 features, 20 stored values a row):", "",
               "| case | fastbp s | scikit-learn s | speed-up |", "|---|---|---|---|"]
     for r in result["sparse_text"]:
