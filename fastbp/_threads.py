@@ -227,14 +227,17 @@ _FORWARD_SHAPES = 64
 
 
 @contextmanager
-def forward_threads(n_threads, units, dtype, n_rows, chunk_rows):
+def forward_threads(n_threads, units, dtype, n_rows, chunk_rows, block):
     """The thread count of a forward pass over n_rows rows (predict), taken
-    chunk_rows at a time: an explicit n_threads as given; else 1 for a small
-    chunk, and for a larger one the count a ThreadGovernor of its own picks
-    from the passes of this network and dtype timed before (on a busy
-    machine, fewer threads once they are clearly faster)."""
+    chunk_rows at a time and shared among threads by blocks of `block` rows:
+    an explicit n_threads as given; else 1 for a small chunk or a single
+    block (one row of a 16384-input model: a second thread would have no row
+    to take, and its launch and timing cost that predict 40 of 375 µs), and
+    for a larger one the count a ThreadGovernor of its own picks from the
+    passes of this network and dtype timed before (on a busy machine, fewer
+    threads once they are clearly faster)."""
     work = chunk_rows * sum(int(units[i]) * int(units[i + 1]) for i in range(len(units) - 1))
-    if n_threads is None and work < _SERIAL_FORWARD_WORK:
+    if n_threads is None and (work < _SERIAL_FORWARD_WORK or chunk_rows <= block):
         yield 1
         return
     with thread_limits("loop", n_threads) as threads:

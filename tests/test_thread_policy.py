@@ -141,7 +141,7 @@ def _forward_counts(monkeypatch, per_row, calls, units=(64, 100, 10), rows=2000,
     monkeypatch.setitem(_threads._state, "parallel_used", True)
     picked = []
     for _ in range(calls):
-        with _threads.forward_threads(None, np.array(units), np.dtype(dtype), rows, rows) as threads:
+        with _threads.forward_threads(None, np.array(units), np.dtype(dtype), rows, rows, 4) as threads:
             picked.append(threads)
             clock[0] += per_row[threads] * rows
     return picked
@@ -176,9 +176,14 @@ def test_predict_moves_to_fewer_threads_when_they_are_clearly_faster(monkeypatch
 
 def test_a_small_or_explicit_predict_is_not_timed(monkeypatch, _two_threads):
     assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 3, rows=10) == [1, 1, 1]
-    with _threads.forward_threads(2, np.array([64, 100, 10]), np.dtype(np.float64), 2000, 2000) as threads:
+    # One row of a 16384-input model: work enough, but a single block of rows for one thread to take.
+    assert _forward_counts(monkeypatch, {2: 0.5, 1: 1.0}, 3, units=(16384, 100, 10), rows=1) == [1, 1, 1]
+    with _threads.forward_threads(2, np.array([64, 100, 10]), np.dtype(np.float64), 2000, 2000, 4) as threads:
         assert threads == 2
     assert not _threads._forward_governors
+    # Two blocks: two threads, timed.
+    assert _forward_counts(monkeypatch, {2: 0.5, 1: 1.0}, 3, units=(16384, 100, 10), rows=5)[0] == 2
+    assert _threads._forward_governors
 
 
 def test_one_slow_epoch_is_not_taken_for_a_busy_machine():
