@@ -106,16 +106,19 @@ def _flops_per_row(model):
 
 
 def _calls_by_threads(model, dtype):
-    """How many of fastbp's predict calls on this model's network and dtype ran
-    on each thread count (predict picks it from its own timings: see
-    fastbp._threads.forward_threads); empty if none ran on more than one."""
+    """How many of fastbp's predict calls on dense input to this model's
+    network and dtype ran on each thread count (predict picks it from its own
+    timings: see fastbp._threads.forward_threads); empty where every call ran
+    on the calling thread."""
     from fastbp import _threads
 
     widths = np.array([w.shape[0] for w in model.coefs_] + [model.coefs_[-1].shape[1]], dtype=np.int64).tobytes()
+    calls = {}
     for key, governor in _threads._forward_governors.items():
-        if key[1:] == (widths, np.dtype(dtype).char):
-            return {int(count): calls for count, calls in sorted(governor.used.items(), reverse=True)}
-    return {}
+        if key[1:4] == (widths, np.dtype(dtype).char, False):
+            for count, n in governor.used.items():
+                calls[int(count)] = calls.get(int(count), 0) + n
+    return dict(sorted(calls.items(), reverse=True))
 
 
 def throughput(repeats=3, quick=False):

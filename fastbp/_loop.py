@@ -1065,7 +1065,8 @@ def predict(params, units, X, act_code, out_code, n_threads):
     output = np.empty((n_samples, int(units[-1])), dtype=dtype)
     if sp.issparse(X) and X.format != "csr":
         X = X.tocsr()
-    with forward_threads(n_threads, units, dtype, n_samples, min(n_samples, PREDICT_CHUNK), BLOCK) as threads:
+    with forward_threads(n_threads, units, dtype, sp.issparse(X), n_samples, min(n_samples, PREDICT_CHUNK),
+                         BLOCK) as threads:
         for start in range(0, n_samples, PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, n_samples)
             # A single chunk is X itself: slicing a sparse matrix copies it.

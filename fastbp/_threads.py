@@ -205,6 +205,9 @@ _MARGIN = 1.1
 def _fastest(per_row):
     """The count to run on, from per_row (count → (seconds per row, latest)):
     the most threads whose time is within _MARGIN of the least."""
+    # A copy: another thread's predict or fit of the same shape may record a
+    # time meanwhile, and between the two passes below no count would qualify.
+    per_row = dict(per_row)
     least = min(time for time, _ in per_row.values())
     return max(count for count, (time, _) in per_row.items() if time <= least * _MARGIN)
 
@@ -217,25 +220,28 @@ _SERIAL_FORWARD_WORK = 1 << 20
 
 
 # Forward passes choose their thread count from their own timings, kept per
-# (ceiling, widths, dtype): at most this many, the oldest forgotten first. A
-# fit's choice is no guide: on an idle 2-core host a digits fit ran fastest
-# on one thread, its 200-row minibatches bound by the regions' hand-over,
-# while predict_proba on its 1797 rows, one region, took 834 µs on one
-# thread and 455 on two.
+# (ceiling, widths, dtype, input kind, chunk size to a power of two): at most
+# this many, the oldest forgotten first. A fit's choice is no guide: on an
+# idle 2-core host a digits fit ran fastest on one thread, its 200-row
+# minibatches bound by the regions' hand-over, while predict_proba on its
+# 1797 rows, one region, took 834 µs on one thread and 455 on two. Nor is a
+# small predict's for a large one: the threads' wake-up weighs on its time
+# per row far more.
 _forward_governors = OrderedDict()
 _FORWARD_SHAPES = 64
 
 
 @contextmanager
-def forward_threads(n_threads, units, dtype, n_rows, chunk_rows, block):
-    """The thread count of a forward pass over n_rows rows (predict), taken
-    chunk_rows at a time and shared among threads by blocks of `block` rows:
+def forward_threads(n_threads, units, dtype, sparse, n_rows, chunk_rows, block):
+    """The thread count of a forward pass over n_rows rows (predict) of a
+    dense or sparse input, taken chunk_rows at a time and shared among
+    threads by blocks of `block` rows:
     an explicit n_threads as given; else 1 for a small chunk or a single
     block (one row of a 16384-input model: a second thread would have no row
     to take, and its launch and timing cost that predict 40 of 375 µs), and
     for a larger one the count a ThreadGovernor of its own picks from the
-    passes of this network and dtype timed before (on a busy machine, fewer
-    threads once they are clearly faster)."""
+    passes of this network, dtype, input kind and size timed before (on a
+    busy machine, fewer threads once they are clearly faster)."""
     work = chunk_rows * sum(int(units[i]) * int(units[i + 1]) for i in range(len(units) - 1))
     if n_threads is None and (work < _SERIAL_FORWARD_WORK or chunk_rows <= block):
         yield 1
@@ -244,12 +250,10 @@ def forward_threads(n_threads, units, dtype, n_rows, chunk_rows, block):
         if n_threads is not None or threads == 1:
             yield threads
             return
-        key = (threads, np.asarray(units, dtype=np.int64).tobytes(), np.dtype(dtype).char)
+        key = (threads, np.asarray(units, dtype=np.int64).tobytes(), np.dtype(dtype).char, bool(sparse),
+               int(chunk_rows).bit_length())
         with _epoch_times_lock:
-            governor = _forward_governors.pop(key, None)
-        if governor is None:
-            governor = ThreadGovernor(threads, True, ("forward", key[1:]))
-        with _epoch_times_lock:
+            governor = _forward_governors.pop(key, None) or ThreadGovernor(threads, True, None)
             _forward_governors[key] = governor
             while len(_forward_governors) > _FORWARD_SHAPES:
                 _forward_governors.popitem(last=False)
@@ -279,8 +283,9 @@ class ThreadGovernor:
         The most threads an epoch may use (``thread_limits``' count).
     adaptive : bool
         Whether to choose per epoch (n_threads=None) or always use ceiling.
-    shape : tuple
-        What the per-row times are shared by (see ``_epoch_times``).
+    shape : tuple or None
+        What the per-row times are shared by (see ``_epoch_times``); None
+        keeps them to this governor (predict's, kept in _forward_governors).
     """
 
     def __init__(self, ceiling, adaptive, shape):
@@ -288,7 +293,7 @@ class ThreadGovernor:
         while adaptive and self.counts[-1] > 1:
             self.counts.append(self.counts[-1] // 2)
         self.per_row = {}
-        if len(self.counts) > 1:
+        if len(self.counts) > 1 and shape is not None:
             key = (ceiling, *shape)
             with _epoch_times_lock:
                 self.per_row = _epoch_times.pop(key, self.per_row)

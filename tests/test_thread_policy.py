@@ -132,7 +132,7 @@ def test_a_first_epoch_of_an_unseen_shape_runs_on_the_rules_count():
     assert model.n_threads_ == numba.config.NUMBA_NUM_THREADS
 
 
-def _forward_counts(monkeypatch, per_row, calls, units=(64, 100, 10), rows=2000, dtype=np.float64):
+def _forward_counts(monkeypatch, per_row, calls, units=(64, 100, 10), rows=2000, dtype=np.float64, sparse=False):
     """The counts forward_threads gives `calls` predicts of `rows` rows whose
     time per row on c threads is per_row[c], on a clock that only those
     predicts move."""
@@ -141,7 +141,8 @@ def _forward_counts(monkeypatch, per_row, calls, units=(64, 100, 10), rows=2000,
     monkeypatch.setitem(_threads._state, "parallel_used", True)
     picked = []
     for _ in range(calls):
-        with _threads.forward_threads(None, np.array(units), np.dtype(dtype), rows, rows, 4) as threads:
+        with _threads.forward_threads(None, np.array(units), np.dtype(dtype), sparse, rows, min(rows, 4096),
+                                     4) as threads:
             picked.append(threads)
             clock[0] += per_row[threads] * rows
     return picked
@@ -169,16 +170,37 @@ def test_predict_moves_to_fewer_threads_when_they_are_clearly_faster(monkeypatch
     # A busy machine: two threads wait at the barrier for the descheduled one.
     picked = _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 20)
     assert picked[:3] == [2, 2, 1] and picked[3:] == [1] * 17
-    # Each dtype and network has its own timings: float32 starts on two threads again.
+    # Each dtype, network, input kind and size has its own timings: these start on two threads again.
     assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 2, dtype=np.float32) == [2, 2]
     assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 2, units=(64, 99, 10)) == [2, 2]
+    assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 2, sparse=True) == [2, 2]
+    assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 2, rows=50000) == [2, 2]
+
+
+def test_small_predicts_on_one_thread_leave_large_ones_on_two(monkeypatch, _two_threads):
+    # 150-row calls, where waking the second thread outweighs its share, beside
+    # 50000-row calls that two threads take 1.8 times faster.
+    assert _forward_counts(monkeypatch, {2: 2.0, 1: 1.0}, 10, rows=150)[3:] == [1] * 7
+    assert _forward_counts(monkeypatch, {2: 0.55, 1: 1.0}, 10, rows=50000)[3:] == [2] * 7
+
+
+def test_a_time_recorded_by_another_thread_meanwhile_leaves_a_count_to_choose():
+    class RecordedMeanwhile(dict):
+        """Per-row times to which another thread's call records a slower time
+        on two threads between reading the least time and the counts."""
+
+        def items(self):
+            self[2] = (5.0, 5.0)
+            return super().items()
+
+    assert _threads._fastest(RecordedMeanwhile({2: (1.0, 1.0), 1: (2.0, 2.0)})) == 2
 
 
 def test_a_small_or_explicit_predict_is_not_timed(monkeypatch, _two_threads):
     assert _forward_counts(monkeypatch, {2: 3.0, 1: 1.0}, 3, rows=10) == [1, 1, 1]
     # One row of a 16384-input model: work enough, but a single block of rows for one thread to take.
     assert _forward_counts(monkeypatch, {2: 0.5, 1: 1.0}, 3, units=(16384, 100, 10), rows=1) == [1, 1, 1]
-    with _threads.forward_threads(2, np.array([64, 100, 10]), np.dtype(np.float64), 2000, 2000, 4) as threads:
+    with _threads.forward_threads(2, np.array([64, 100, 10]), np.dtype(np.float64), False, 2000, 2000, 4) as threads:
         assert threads == 2
     assert not _threads._forward_governors
     # Two blocks: two threads, timed.
