@@ -27,16 +27,25 @@ def _best(call, repeats, inner):
     return best
 
 
+# Seconds each library's turn waits first, for the threads the one before
+# left spinning to stop: after scikit-learn's predict_proba, an OpenBLAS
+# worker spent 100 ms of CPU in the next 300 ms of sleep, and fastbp's calls
+# on 50000 rows took 19-25 ms against 10-12 once it had stopped.
+_QUIET_S = 0.25
+
+
 def _side_by_side(ours, theirs, repeats, inner, *others):
     """Best seconds per call of ours(), theirs() and any others: each one's
-    repeats together, after a warm-up as long as one repeat (`inner` calls)
-    of its own, so that threads left spinning by one library's last call
-    (OpenBLAS's and XLA's pools keep busy for milliseconds) slow that warm-up,
-    not the next library's timed calls. A single warm-up call was not enough:
-    with one timed call per repeat, float32 digits predict (after float64's
-    JAX run) took 771 µs per call in the bench against 329 µs timed alone."""
+    repeats together, after a pause (_QUIET_S) and a warm-up as long as one
+    repeat (`inner` calls) of its own, so that threads left spinning by one
+    library's last call (OpenBLAS's for about 0.1 s, XLA's) slow neither the
+    next library's warm-up nor its timed calls. A single warm-up call was
+    not enough: with one timed call per repeat, float32 digits predict (after
+    float64's JAX run) took 771 µs per call in the bench against 329 µs
+    timed alone."""
     best = []
     for call in (ours, theirs) + others:
+        time.sleep(_QUIET_S)
         for _ in range(inner):
             call()
         best.append(_best(call, repeats, inner))
