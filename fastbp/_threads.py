@@ -235,13 +235,13 @@ _FORWARD_SHAPES = 64
 def forward_threads(n_threads, units, dtype, sparse, n_rows, chunk_rows, block):
     """The thread count of a forward pass over n_rows rows (predict) of a
     dense or sparse input, taken chunk_rows at a time and shared among
-    threads by blocks of `block` rows:
-    an explicit n_threads as given; else 1 for a small chunk or a single
-    block (one row of a 16384-input model: a second thread would have no row
-    to take, and its launch and timing cost that predict 40 of 375 µs), and
-    for a larger one the count a ThreadGovernor of its own picks from the
-    passes of this network, dtype, input kind and size timed before (on a
-    busy machine, fewer threads once they are clearly faster)."""
+    threads by blocks of `block` rows: an explicit n_threads as given; else
+    1 for a small chunk or a single block (one row of a 16384-input model: a
+    second thread would have no row to take, and its launch and timing cost
+    that predict 40 of 375 µs), and for a larger one the count a
+    ThreadGovernor of its own picks from the passes of this network, dtype,
+    input kind and size timed before (on a busy machine, fewer threads once
+    they are clearly faster)."""
     work = chunk_rows * sum(int(units[i]) * int(units[i + 1]) for i in range(len(units) - 1))
     if n_threads is None and (work < _SERIAL_FORWARD_WORK or chunk_rows <= block):
         yield 1
@@ -262,7 +262,8 @@ def forward_threads(n_threads, units, dtype, sparse, n_rows, chunk_rows, block):
 
 
 class ThreadGovernor:
-    """The thread count of each epoch of a loop-backend fit.
+    """The thread count of each epoch of a loop-backend fit (or of each
+    predict on many rows: see forward_threads).
 
     With ``n_threads=None`` the counts tried are the rule's count T, T/2, T/4,
     …, 1. Each epoch is timed; the next runs on the count with the least time
