@@ -196,6 +196,16 @@ _epoch_times_lock = threading.Lock()
 _EPOCH_TIME_SHAPES = 64
 
 
+def _renewed(table, key, make, limit):
+    """table[key], made by make() when absent, as the table's newest entry,
+    the oldest dropped past `limit` entries; the caller holds _epoch_times_lock."""
+    value = table.pop(key, None)
+    table[key] = make() if value is None else value
+    while len(table) > limit:
+        table.popitem(last=False)
+    return table[key]
+
+
 # A count with fewer threads is preferred only when it is this much faster per
 # row: on an idle machine where more threads gain little, noise alone made a
 # fit alternate, and each switch to fewer threads lasted until the re-check.
@@ -236,27 +246,26 @@ def forward_threads(n_threads, units, dtype, sparse, n_rows, chunk_rows, block):
     """The thread count of a forward pass over n_rows rows (predict) of a
     dense or sparse input, taken chunk_rows at a time and shared among
     threads by blocks of `block` rows: an explicit n_threads as given; else
-    1 for a small chunk or a single block (one row of a 16384-input model: a
-    second thread would have no row to take, and its launch and timing cost
-    that predict 40 of 375 µs), and for a larger one the count a
-    ThreadGovernor of its own picks from the passes of this network, dtype,
-    input kind and size timed before (on a busy machine, fewer threads once
-    they are clearly faster)."""
+    1 for a small chunk, and for a larger one the count a ThreadGovernor of
+    its own picks from the passes of this network, dtype, input kind and size
+    timed before (on a busy machine, fewer threads once they are clearly
+    faster), never more than the chunk has blocks: a thread beyond them has
+    no row to take (one row of a 16384-input model, one block, launched two
+    threads and was timed, 40 of its 375 µs)."""
     work = chunk_rows * sum(int(units[i]) * int(units[i + 1]) for i in range(len(units) - 1))
-    if n_threads is None and (work < _SERIAL_FORWARD_WORK or chunk_rows <= block):
+    blocks = -(-chunk_rows // block)
+    if n_threads is None and (work < _SERIAL_FORWARD_WORK or blocks == 1):
         yield 1
         return
     with thread_limits("loop", n_threads) as threads:
         if n_threads is not None or threads == 1:
             yield threads
             return
-        key = (threads, np.asarray(units, dtype=np.int64).tobytes(), np.dtype(dtype).char, bool(sparse),
+        ceiling = min(threads, blocks)
+        key = (ceiling, np.asarray(units, dtype=np.int64).tobytes(), np.dtype(dtype).char, bool(sparse),
                int(chunk_rows).bit_length())
         with _epoch_times_lock:
-            governor = _forward_governors.pop(key, None) or ThreadGovernor(threads, True, None)
-            _forward_governors[key] = governor
-            while len(_forward_governors) > _FORWARD_SHAPES:
-                _forward_governors.popitem(last=False)
+            governor = _renewed(_forward_governors, key, lambda: ThreadGovernor(ceiling, True, None), _FORWARD_SHAPES)
         with governor.timed(n_rows) as chosen:
             yield chosen
 
@@ -297,10 +306,7 @@ class ThreadGovernor:
         if len(self.counts) > 1 and shape is not None:
             key = (ceiling, *shape)
             with _epoch_times_lock:
-                self.per_row = _epoch_times.pop(key, self.per_row)
-                _epoch_times[key] = self.per_row
-                while len(_epoch_times) > _EPOCH_TIME_SHAPES:
-                    _epoch_times.popitem(last=False)
+                self.per_row = _renewed(_epoch_times, key, dict, _EPOCH_TIME_SHAPES)
         self.untimed_shape = len(self.counts) > 1 and not self.per_row
         self.waited = dict.fromkeys(self.counts, 0.0)
         self.used = Counter()

@@ -3,6 +3,7 @@ decisions on given epoch times, what n_threads_ reports, and that the model is
 bitwise the same whatever it decides. Times here are made up, never measured:
 the busy-machine figures are in bench/ (python -m bench.busy)."""
 
+import contextlib
 import itertools
 
 import numba
@@ -182,6 +183,19 @@ def test_small_predicts_on_one_thread_leave_large_ones_on_two(monkeypatch, _two_
     # 50000-row calls that two threads take 1.8 times faster.
     assert _forward_counts(monkeypatch, {2: 2.0, 1: 1.0}, 10, rows=150)[3:] == [1] * 7
     assert _forward_counts(monkeypatch, {2: 0.55, 1: 1.0}, 10, rows=50000)[3:] == [2] * 7
+
+
+def test_predict_takes_no_more_threads_than_its_chunk_has_blocks_of_rows(monkeypatch, _two_threads):
+    # A 16-core ceiling; 9 rows of a 16384-input model make 3 blocks of 4 (and a chunk of 1 row, one).
+    @contextlib.contextmanager
+    def sixteen(backend, n_threads):
+        yield 16
+
+    monkeypatch.setattr(_threads, "thread_limits", sixteen)
+    monkeypatch.setattr(_threads.numba, "set_num_threads", lambda count: None)
+    picked = _forward_counts(monkeypatch, {3: 0.4, 1: 1.0}, 4, units=(16384, 100, 10), rows=9)
+    assert picked == [3, 3, 1, 3]
+    assert _forward_counts(monkeypatch, {16: 0.1, 1: 1.0}, 2, units=(16384, 100, 10), rows=1) == [1, 1]
 
 
 def test_a_time_recorded_by_another_thread_meanwhile_leaves_a_count_to_choose():
