@@ -121,11 +121,13 @@ def markdown(result):
               "cache, with the compile helper processes a first fit starts (one per core beyond the first, at "
               "most 2), and in one process alone (FASTBP_COMPILE_HELPERS=0); the compiled functions are those "
               "the cold fit cached, with their signatures; busy: a Python busy loop keeps one core busy "
-              "meanwhile.", "",
+              "meanwhile. Cold first predict: the fitted model pickled, loaded and predicted in a fresh process "
+              "with an empty cache (a model fitted elsewhere), with the functions that compiled.", "",
               "| dtype | import fastbp s | load estimators s | cold first fit s | cold, one process s | "
               "cold, busy s | cold, one process, busy s | "
-              "warm first fit s | warm second fit s | warm overhead s | compiled functions (signatures) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "warm first fit s | warm second fit s | warm overhead s | compiled functions (signatures) | "
+              "cold first predict s (functions) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in result.get("startup", []):
         # Results from before fastbp's names loaded lazily have no estimators' time: "import" loaded them.
         estimators = s["warm"].get("estimators_import_s")
@@ -135,7 +137,9 @@ def markdown(result):
                      f"{_fmt(s.get('cold_busy_s'), '.2f')} | {_fmt(s.get('cold_one_process_busy_s'), '.2f')} | "
                      f"{s['warm']['first_fit_s']:.2f} | {s['warm']['second_fit_s']:.3f} | "
                      f"{s['warm_overhead_s']:.2f} | {s['cold'].get('compiled_functions', '-')} "
-                     f"({s['cold'].get('compiled_signatures', '-')}) |")
+                     f"({s['cold'].get('compiled_signatures', '-')}) | "
+                     f"{_fmt(s.get('cold_predict', {}).get('first_predict_s'), '.2f')} "
+                     f"({s.get('cold_predict', {}).get('compiled_functions', '-')}) |")
     if result.get("peak_memory"):
         lines += ["", "## Peak memory of a fit beyond its data (fresh process, 1 thread)", "",
                   "The largest total of the arrays a fit allocates while it runs (numpy's allocations, traced by "

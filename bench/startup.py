@@ -21,10 +21,32 @@ X = (X / 16).astype({dtype!r})
 t2 = time.perf_counter()
 MLPClassifier((32,), max_iter=1, random_state=0).fit(X, y).predict(X)
 t3 = time.perf_counter()
-MLPClassifier((32,), max_iter=1, random_state=0).fit(X, y).predict(X)
+model = MLPClassifier((32,), max_iter=1, random_state=0).fit(X, y)
+model.predict(X)
 t4 = time.perf_counter()
+if {model_path!r}:
+    import pickle
+    with open({model_path!r}, "wb") as file:
+        pickle.dump(model, file)
 print(json.dumps({{"import_s": t1 - t0, "estimators_import_s": t1_estimators - t1, "first_fit_s": t3 - t2,
                   "second_fit_s": t4 - t3}}))
+"""
+
+# A model fitted elsewhere (a pickle), loaded and predicted: a served model in
+# a fresh install.
+_FIRST_PREDICT = """
+import json, pickle, time
+import numpy as np
+from sklearn.datasets import load_digits
+X, _ = load_digits(return_X_y=True)
+X = (X / 16).astype({dtype!r})
+with open({model_path!r}, "rb") as file:
+    model = pickle.load(file)
+t0 = time.perf_counter()
+model.predict(X)
+t1 = time.perf_counter()
+model.predict(X)
+print(json.dumps({{"first_predict_s": t1 - t0, "second_predict_s": time.perf_counter() - t1}}))
 """
 
 _PEAK_MEMORY = """
@@ -62,7 +84,7 @@ def _cold_fit(dtype, env, helpers=True, busy=False):
         env = dict(env, NUMBA_CACHE_DIR=cache, **({} if helpers else {"FASTBP_COMPILE_HELPERS": "0"}))
         loop = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
-            return _python(_FIRST_FIT.format(dtype=dtype), env)["first_fit_s"]
+            return _python(_FIRST_FIT.format(dtype=dtype, model_path=""), env)["first_fit_s"]
         finally:
             if loop is not None:
                 loop.kill()
@@ -74,12 +96,18 @@ def compile_times(dtype, env):
     then in another fresh process reusing that cache (warm); import timed apart.
     The cold fit again with no compile helpers (FASTBP_COMPILE_HELPERS=0): the
     time on a single core, or wherever helper processes cannot start; and both
-    again with another process keeping one core busy."""
-    with tempfile.TemporaryDirectory() as cache:
-        cold = _python(_FIRST_FIT.format(dtype=dtype), dict(env, NUMBA_CACHE_DIR=cache))
+    again with another process keeping one core busy. Last, the warm
+    process's model loaded and predicted in a fresh process with an empty
+    cache: the cold first predict of a model fitted elsewhere."""
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as predict_cache:
+        cold = _python(_FIRST_FIT.format(dtype=dtype, model_path=""), dict(env, NUMBA_CACHE_DIR=cache))
         cold["compiled_functions"], cold["compiled_signatures"] = _cache_entries(cache)
-        warm = _python(_FIRST_FIT.format(dtype=dtype), dict(env, NUMBA_CACHE_DIR=cache))
-    return {"dtype": dtype, "cold": cold, "warm": warm,
+        model_path = os.path.join(predict_cache, "model.pkl")
+        warm = _python(_FIRST_FIT.format(dtype=dtype, model_path=model_path), dict(env, NUMBA_CACHE_DIR=cache))
+        cold_predict = _python(_FIRST_PREDICT.format(dtype=dtype, model_path=model_path),
+                               dict(env, NUMBA_CACHE_DIR=predict_cache))
+        cold_predict["compiled_functions"], _ = _cache_entries(predict_cache)
+    return {"dtype": dtype, "cold": cold, "warm": warm, "cold_predict": cold_predict,
             "cold_one_process": {"first_fit_s": _cold_fit(dtype, env, helpers=False)},
             "cold_busy_s": _cold_fit(dtype, env, busy=True),
             "cold_one_process_busy_s": _cold_fit(dtype, env, helpers=False, busy=True),

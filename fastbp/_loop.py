@@ -297,12 +297,14 @@ def prefetch_rows(X, rows, Y, sparse):
             _prefetch(Y, rows[n], 0)
 
 
-def _region_1(name, general):
+def _region_1(name, general, training=True):
     """Region 1 as the compiled function `name`. The general one also takes
     CSR input and dropout; the other, dense input without dropout, leaves
     those branches out at Numba's level (it prunes a branch on a closure's
     constant before typing), so that a dense fit neither types nor compiles
-    their kernels (see general_call)."""
+    their kernels (see general_call). Without training, it is a forward pass
+    alone (no targets, rows or dropout), which leaves out the loss, the
+    backward kernels and the gather (see _forward_region)."""
 
     def forward_backward_share(params, coefs_t, units, X, data, indices, indptr, rows, next_rows, Y, sample_weight,
                                n_batch, act_code, out_code, loss_code, eps, dropout, dropout_key, position0,
@@ -345,7 +347,7 @@ def _region_1(name, general):
         n1 = min((share + 1) * n_blocks // n_shares * BLOCK, n_batch)
         gather = rows.shape[0] > 0
         sparse = indptr.shape[0] > 0
-        if gather:
+        if training and gather:
             gather_rows(X, rows, Y, sample_weight, x_batch, y_batch, sw_batch, sparse, n0, n1)
             n_next = next_rows.shape[0]
             prefetch_rows(X, next_rows[share * n_next // n_shares : (share + 1) * n_next // n_shares], Y, sparse)
@@ -368,7 +370,7 @@ def _region_1(name, general):
                     # A forward pass alone checks the rows it has just read (see forward_pass).
                     flag_nonfinite_rows(x, losses, m0, m1)
             for layer in range(1, n_layers):
-                if general and dropout > 0.0:
+                if training and general and dropout > 0.0:
                     drop_rows(a_out, m0, m1, dropout_key, position0, hidden_unit_offset(units, layer), dropout)
                 a_in = a_out
                 a_out = layer_rows(activations, units, layer + 1, n_batch)
@@ -378,7 +380,7 @@ def _region_1(name, general):
                                  else coefs_t[:0].reshape((0, 0)))
                 forward_rows(a_in, coef_view(params, units, layer), coefs_t_layer, intercept_view(params, units, layer),
                              code, a_out, m0, m1)
-            if Y.shape[0] == 0:
+            if not training or Y.shape[0] == 0:
                 continue
 
             for n in range(m0, m1):
@@ -405,6 +407,8 @@ def _region_1(name, general):
 
 forward_backward_share = _region_1("forward_backward_share", True)
 forward_backward_share_dense = _region_1("forward_backward_share_dense", False)
+forward_share = _region_1("forward_share", True, training=False)
+forward_share_dense = _region_1("forward_share_dense", False, training=False)
 
 
 def _region_2(name, general):
@@ -801,9 +805,10 @@ def _run(params, units, inputs, Y, sample_weight, order, batch_size, terms_, gra
 
 
 def region_signatures(dtype):
-    """The signatures run_epoch calls its two regions by, for params of
-    `dtype`: the argument contract of region 1 (both versions of
-    forward_backward_share) and of region 2 (of gradient_task)."""
+    """The signatures run_epoch calls its regions by, for params of `dtype`,
+    by index (see _REGIONS): the argument contract of region 1 (both
+    versions of forward_backward_share, and forward_share) and of region 2
+    (of gradient_task)."""
     float_ = numba.from_dtype(np.dtype(dtype))
     f1, f2 = types.Array(float_, 1, "C"), types.Array(float_, 2, "C")
     i1, i2 = types.Array(types.int64, 1, "C"), types.Array(types.int64, 2, "C")
@@ -813,7 +818,8 @@ def region_signatures(dtype):
                           f2, f2, f1, f1, f1, d1, f1, i, i)
     region_2 = types.none(f1, f1, f1, f1, i1, i2, d1, d2, f2, i, f1, f1, f1, i1, i1, f, f,
                           i, f1, f1, f, f, types.boolean, f, f, f, i, i)
-    return region_1, region_2
+    # The forward-only region 1 takes region 1's arguments.
+    return region_1, region_2, region_1
 
 
 @intrinsic
@@ -853,9 +859,11 @@ if config.DISABLE_JIT:
 
 _region_addresses = {}
 
-# The regions by (index, general): see _region_1 and general_call.
+# The regions by (index, general): see _region_1 and general_call. Index 2
+# is region 1 for a forward pass alone.
 _REGIONS = {(0, True): forward_backward_share, (0, False): forward_backward_share_dense,
-            (1, True): gradient_task, (1, False): gradient_task_dense}
+            (1, True): gradient_task, (1, False): gradient_task_dense,
+            (2, True): forward_share, (2, False): forward_share_dense}
 
 
 def region_address(dtype, index, general):
@@ -886,30 +894,30 @@ def compile_epoch(signature, general):
 _resolve_lock = threading.Lock()
 
 
-def _resolve_entry_points(call, training, general):
-    """Compile or load region 1 for run_epoch(*call). When it is not in the
-    disk cache, the cache is cold: helper processes then compile the epoch
-    and, when training, region 2 meanwhile (see _cache.compiling_elsewhere),
-    and this process loads them from the cache on first use. The epoch goes
-    first: by the time a helper gets to region 2, this process has cached
-    the row kernels the two regions share, which the helper then loads
-    instead of compiling them again (a cold float64 fit took 8.7-9.3 s with
-    region 2 first, 7.8-8.9 s with it last, three rounds each)."""
+def _resolve_entry_points(call, training, general, region):
+    """Compile or load region 1 for run_epoch(*call), the one at `region`
+    ((index, general), see _REGIONS). When it is not in the disk cache, the
+    cache is cold: helper processes then compile the epoch and, when
+    training, region 2 meanwhile (see _cache.compiling_elsewhere), and this
+    process loads them from the cache on first use. The epoch goes first:
+    by the time a helper gets to region 2, this process has cached the row
+    kernels the two regions share, which the helper then loads instead of
+    compiling them again (a cold float64 fit took 8.7-9.3 s with region 2
+    first, 7.8-8.9 s with it last, three rounds each)."""
     dtype = call[0].dtype
     with _resolve_lock:
-        if (dtype, 0, general) in _region_addresses:
+        if (dtype, *region) in _region_addresses:
             return
         jobs = []
-        region = _REGIONS[0, general]
         # Helpers hand their code over through the disk cache: none without one.
-        if JIT["cache"] and not load_cached(region, region_signatures(dtype)[0].args):
+        if JIT["cache"] and not load_cached(_REGIONS[region], region_signatures(dtype)[0].args):
             epoch = _EPOCHS[general]
             signature = tuple(epoch.typeof_pyval(value) for value in call) + (types.int64, types.int64)
             jobs.append((__name__, "compile_epoch", (signature, general)))
             if training:
                 jobs.append((__name__, "region_address", (dtype.str, 1, general)))
-        with compiling_elsewhere(jobs, region._cache.cache_path):
-            region_address(dtype, 0, general)
+        with compiling_elsewhere(jobs, _REGIONS[region]._cache.cache_path):
+            region_address(dtype, *region)
 
 
 def _general_at_hand(dtype):
@@ -929,6 +937,27 @@ def _general_at_hand(dtype):
         forward_backward_share, signature)
 
 
+def _forward_region(dtype, general):
+    """The region 1 ((index, general), see _REGIONS) that a forward pass alone
+    runs, through the general epoch or not: a version of region 1 that this
+    process has compiled, or else finds in the disk cache (a fitted
+    process's or install's training region serves as well), and otherwise
+    the forward-only one, which compiles no loss, backward or gather
+    kernels: the first predict of a model fitted elsewhere, in a fresh
+    install, then takes about a third less time (see README, Compile time)."""
+    key = np.dtype(dtype)
+    usable = ((2, True), (0, True)) if general else ((2, False), (0, False), (2, True), (0, True))
+    for region in usable:
+        if (key, *region) in _region_addresses:
+            return region
+    if JIT["cache"] and not config.DISABLE_JIT:
+        signature = region_signatures(dtype)[0].args
+        for region in usable:
+            if load_cached(_REGIONS[region], signature):
+                return region
+    return 2, general
+
+
 def _launch(threads, call):
     """run_epoch(*call) on `threads` threads, the count call holds: serially,
     launching no parallel region, when 1."""
@@ -937,10 +966,11 @@ def _launch(threads, call):
     general = general_call(call[2], call[7], call[12]) or (not training and _general_at_hand(params.dtype))
     # A forward pass alone (Y with no rows) never reaches region 2: a predict
     # in a fresh install compiles only what it runs.
-    if (params.dtype, 0, general) not in _region_addresses and not config.DISABLE_JIT:
-        _resolve_entry_points(call, training, general)
+    region = (0, general) if training else _forward_region(params.dtype, general)
+    if (params.dtype, *region) not in _region_addresses and not config.DISABLE_JIT:
+        _resolve_entry_points(call, training, general, region)
     region_2 = region_address(params.dtype, 1, general) if training else 0
-    call = call + (region_address(params.dtype, 0, general), region_2)
+    call = call + (region_address(params.dtype, *region), region_2)
     epoch = _EPOCHS[general]
     if threads == 1:
         return epoch(*call)

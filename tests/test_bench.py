@@ -46,6 +46,9 @@ def test_quick_bench_writes_json_table_and_plots(tmp_path):
         assert startup["cold"]["compiled_functions"] > 0
         assert startup["cold_one_process"]["first_fit_s"] > 0
         assert startup["cold_busy_s"] > 0 and startup["cold_one_process_busy_s"] > 0
+        # A model fitted elsewhere compiles its forward pass only: no loss, backward or optimizer kernels.
+        assert startup["cold_predict"]["first_predict_s"] > 0
+        assert 0 < startup["cold_predict"]["compiled_functions"] < startup["cold"]["compiled_functions"]
     predict = result["predict"]
     assert {(r["method"], r["rows"]) for r in predict["latency"]} == {
         (method, rows) for method in ("predict_proba", "predict") for rows in (1, 10)}

@@ -236,15 +236,51 @@ FORWARD_ONLY = """
     out = fastbp.forward(coefs, intercepts, X, activation="tanh", out_activation="identity")
     expected = np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1]
     print(json.dumps({"close": bool(np.allclose(out, expected, rtol=1e-12)),
-                      "region_1": len(_loop.forward_backward_share_dense.signatures),
-                      "region_2": len(_loop.gradient_task_dense.signatures),
-                      "general": len(_loop.forward_backward_share.signatures)}))
+                      "compiled": {key[0]: len(region.signatures) for key, region in _loop._REGIONS.items()
+                                   if not key[1]}, "general": sum(len(region.signatures)
+                                                                  for key, region in _loop._REGIONS.items() if key[1])}))
 """
 
 
-def test_a_forward_pass_in_a_fresh_process_compiles_only_the_region_it_runs(tmp_path):
+def test_a_forward_pass_in_a_fresh_process_compiles_only_the_forward_region(tmp_path):
+    """Neither training region: no loss or backward kernels for a model fitted elsewhere."""
     result = _run(FORWARD_ONLY, _cache_env(tmp_path / "cache"), tmp_path)
-    assert result == {"close": True, "region_1": 1, "region_2": 0, "general": 0}
+    assert result == {"close": True, "compiled": {"0": 0, "1": 0, "2": 1}, "general": 0}
+    cached = {path.name.split("-")[0] for path in (tmp_path / "cache").rglob("*.nbi")}
+    assert "_loop.forward_share_dense" in cached
+    assert not cached & {"_kernels.backward_rows", "_losses.output_delta", "_losses.sample_loss",
+                         "_loop.gather_rows", "_kernels.forward_rows_sparse"}
+
+
+# A fit and predict in a fresh process ("fit"), or a predict by the model it
+# pickled in another with that cache ("load"): what each compiled, as JSON.
+FIT_THEN_PREDICT = """
+    import json, pickle, warnings, numpy as np
+    from fastbp import MLPClassifier, _loop
+    warnings.simplefilter("ignore")
+    X = np.random.default_rng(0).normal(size=(60, 5))
+    if MODE == "fit":
+        model = MLPClassifier((4,), max_iter=2, random_state=0).fit(X, np.arange(60) % 3)
+        pickle.dump(model, open("model.pkl", "wb"))
+    else:
+        model = pickle.load(open("model.pkl", "rb"))
+    proba = model.predict_proba(X)
+    print(json.dumps({"compiled": {name: sum(region._cache_misses.values()) for name, region in (
+                          ("training", _loop.forward_backward_share_dense), ("forward", _loop.forward_share_dense))},
+                      "proba": proba.tolist()}))
+"""
+
+
+def test_a_predict_takes_the_training_region_a_fit_compiled_or_cached(tmp_path):
+    """A fitted process predicts through the region 1 it trained with, and a
+    predict with the fit's cache loads it: neither compiles the forward-only
+    region, and the bits are the same."""
+    env = _cache_env(tmp_path / "cache")
+    fitted = _run(FIT_THEN_PREDICT.replace("MODE", '"fit"'), env, tmp_path)
+    loaded = _run(FIT_THEN_PREDICT.replace("MODE", '"load"'), env, tmp_path)
+    assert fitted["compiled"] == {"training": 1, "forward": 0}
+    assert loaded["compiled"] == {"training": 0, "forward": 0}
+    assert loaded["proba"] == fitted["proba"]
 
 
 # What a fit, a predict and a Jacobian load after fastbp.warmup, as JSON.

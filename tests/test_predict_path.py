@@ -66,6 +66,25 @@ def test_any_number_of_rows_and_threads_gives_the_same_bits(rows):
     np.testing.assert_allclose(reference, a / a.sum(1, keepdims=True), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_forward_only_region_gives_the_training_regions_bits(monkeypatch, dtype):
+    """A predict runs the forward-only region 1 or a training one, whichever
+    is at hand (see _loop._forward_region): the same bits from each, dense
+    and CSR, on one thread and on two."""
+    data = X[:301].astype(dtype)
+    model = _fit().fit(data, y[:301])
+    for inputs, regions in ((data, [(2, False), (0, False), (2, True), (0, True)]),
+                            (sp.csr_matrix(data), [(2, True), (0, True)])):
+        results = []
+        for region in regions:
+            monkeypatch.setattr(_loop, "_forward_region", lambda dtype, general, region=region: region)
+            for threads in (1, 2):
+                results.append(model.set_params(n_threads=threads).predict_proba(inputs))
+        assert results[0].dtype == dtype
+        for result in results[1:]:
+            np.testing.assert_array_equal(result, results[0])
+
+
 def test_threads_predicting_at_once_each_get_their_own_workspace():
     model = _fit()
     chunks = [X[i * 37 : i * 37 + 5 + i] for i in range(8)]

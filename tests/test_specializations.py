@@ -98,11 +98,14 @@ def test_the_epoch_calls_its_regions_by_the_signatures_written_for_them():
         # Dense: the dense regions; CSR: the general ones.
         for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
             _fit_quietly(MLPClassifier((4,), max_iter=2, random_state=0), data, y).predict(data)
-    # Each region is compiled for exactly region_signatures' argument lists and
-    # nothing else, and called by address (two int64 arguments of the epoch).
+    # Each training region is compiled for exactly region_signatures' argument
+    # lists and nothing else (a forward-only one, which these predicts leave
+    # for the training region at hand, for some of them), and called by
+    # address (two int64 arguments of the epoch).
     for (index, _), region in _loop._REGIONS.items():
-        assert sorted(map(str, region.signatures)) == sorted(
-            str(_loop.region_signatures(d)[index].args) for d in dtypes)
+        written = {str(_loop.region_signatures(d)[index].args) for d in dtypes}
+        compiled = set(map(str, region.signatures))
+        assert compiled <= written if index == 2 else compiled == written
     for epoch in _loop._EPOCHS.values():
         assert epoch.signatures
         for sig in epoch.signatures:
