@@ -21,7 +21,7 @@ from sklearn.neural_network._multilayer_perceptron import MLPRegressor as _SkMLP
 from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron as _SkBase
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import assert_all_finite, check_random_state, column_or_1d
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
@@ -120,6 +120,22 @@ def _cast_targets(y, dtype):
             f"values beyond the range of {dtype}, in which the model trains. Scale y."
         )
     return Y
+
+
+def _check_cast_input(X, dtype):
+    """Raise scikit-learn's ValueError naming `dtype` when X, finite in its own
+    dtype (validated, or plain), holds a value beyond dtype's range: the cast
+    to the dtype the model computes in (float64 X for float32 weights, or
+    longdouble X) would make it an infinity. Only a narrowing cast looks at
+    the values (their largest magnitude, cast alone)."""
+    values = X.data if sp.issparse(X) else X
+    if values.dtype.kind != "f" or values.dtype.itemsize <= dtype.itemsize or values.size == 0:
+        return
+    with np.errstate(over="ignore"):
+        if np.isfinite(dtype.type(max(values.max(), -values.min()))):
+            return
+        cast = values.astype(dtype)
+    assert_all_finite(cast, input_name="X")
 
 
 def _check_alpha(alpha, coefs, sample_weight):
@@ -316,6 +332,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         units = np.asarray(layer_units, dtype=np.int64)
         self._bind_params(units, dtype)
         # Writeable C arrays: a read-only or strided y or sample_weight would be a new compiled specialization.
+        _check_cast_input(X, dtype)
         Y = _cast_targets(y, dtype)
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
                          else np.require(sample_weight, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"]))
@@ -690,20 +707,24 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         units, _, params = self._packed_parameters(X.shape[1])
         act, out, _ = self._codes()
+        if not (self.n_threads is None or type(self.n_threads) is int and self.n_threads >= 1):
+            # What fit says of it, set_params having taken it unchecked.
+            validate_parameter_constraints({"n_threads": self._parameter_constraints["n_threads"]},
+                                           {"n_threads": self.n_threads}, caller_name=type(self).__name__)
+        if check_input and (sp.issparse(X) or self.backend != "loop"):
+            # Only the loop backend's dense pass checks its input as cast, row by row.
+            _check_cast_input(X, params.dtype)
         try:
             return BACKENDS[self.backend].predict(params, units, X, act, out, self.n_threads)
         except NonFiniteInputError as error:
-            if not plain:
-                raise
             found = error
-        # An input taken as plain without a finiteness check: scikit-learn's
-        # validation names the NaN or infinity in its own words (raised outside
-        # the except clause, so that its message comes alone).
-        validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        if plain:
+            # An input taken as plain without a finiteness check: scikit-learn's
+            # validation names the NaN or infinity in its own words (raised outside
+            # the except clause, so that its message comes alone).
+            validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         # X is finite, so a value of it overflowed when cast to the dtype of coefs_.
-        with np.errstate(over="ignore"):  # the cast for the forward pass has warned of it already
-            cast = X.astype(params.dtype)
-        assert_all_finite(cast, input_name="X")
+        _check_cast_input(X, params.dtype)
         raise found
 
     def __setstate__(self, state):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.datasets import load_digits
+from sklearn.utils._param_validation import InvalidParameterError
 
 from fastbp import MLPClassifier, MLPRegressor, _loop
 from fastbp._activations import ACTIVATION_CODES
@@ -237,10 +238,55 @@ def test_a_value_beyond_float32_names_the_models_dtype(value):
         model = MLPClassifier(hidden_layer_sizes=(20,), max_iter=3, random_state=0).fit(X.astype(np.float32), y)
     rows = X[:20].copy()
     rows[7, 3] = value
-    for method in (model.predict, model.predict_proba, lambda rows: model.score(rows, y[:20])):
+    expected = model.predict_proba(X[:20])
+    message = re.escape("Input X contains infinity or a value too large for dtype('float32')")
+    # Every kind of input and both backends: the vectorized backend and a
+    # sparse input have no check inside the pass, a list or an object array
+    # is validated before it (they gave NaN probabilities or a private error).
+    for backend in ("loop", "vectorized"):
+        model.set_params(backend=backend)
+        for given in (rows, sp.csr_matrix(rows), sp.csc_matrix(rows), rows.tolist(), rows.astype(object),
+                      rows.astype(np.longdouble)):
+            for method in (model.predict, model.predict_proba, lambda rows: model.score(rows, y[:20])):
+                with pytest.raises(ValueError, match=message):
+                    method(given)
+    np.testing.assert_array_equal(model.set_params(backend="loop").predict_proba(X[:20]), expected)
+    # partial_fit casts X to the model's float32 as well: the same message, not
+    # one about the solver's weights, and the model is left as it was.
+    model = MLPClassifier(hidden_layer_sizes=(20,), random_state=0).partial_fit(X.astype(np.float32), y,
+                                                                                classes=np.unique(y))
+    coefs = [c.copy() for c in model.coefs_]
+    with pytest.raises(ValueError, match=message):
+        model.partial_fit(rows, y[:20])
+    for before, after in zip(coefs, model.coefs_):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_a_longdouble_value_beyond_float64_names_float64():
+    model = _fit()
+    rows = X[:5].astype(np.longdouble)
+    rows[2, 1] = np.longdouble(1e308) * 10
+    if not np.isfinite(rows[2, 1]):
+        pytest.skip("longdouble is float64 on this platform")
+    for given in (rows, sp.csr_matrix(rows)):
         with pytest.raises(ValueError, match=re.escape("Input X contains infinity or a value too large for "
-                                                       "dtype('float32')")):
-            method(rows)
+                                                       "dtype('float64')")):
+            model.predict(given)
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+@pytest.mark.parametrize("n_threads", [0, -1, 1.5, "2"])
+def test_an_invalid_n_threads_set_after_fit_gets_fits_message_at_predict(backend, n_threads):
+    model = _fit(backend=backend).set_params(n_threads=n_threads)
+    message = re.escape("The 'n_threads' parameter of MLPClassifier must be None or an int in the range [1, inf). "
+                        f"Got {n_threads!r} instead.")
+    for method in (model.predict, model.predict_proba):
+        with pytest.raises(InvalidParameterError, match=message):
+            method(X[:3])
+    with pytest.raises(InvalidParameterError, match=message):
+        model.fit(X, y)
+    np.testing.assert_array_equal(model.set_params(n_threads=np.int64(1)).predict_proba(X[:3]),
+                                  model.set_params(n_threads=None).predict_proba(X[:3]))
 
 
 def test_finite_values_whose_sum_overflows_are_still_predicted():
