@@ -6,6 +6,7 @@ kernel cannot raise a readable error.
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ._backends import BACKENDS
@@ -48,6 +49,10 @@ def training_dtype(X):
 
 def as_kernel_array(a, dtype, name, ndim):
     """a as a writeable C-contiguous array of dtype, checked for shape and finiteness."""
+    if sp.issparse(a):
+        # NumPy would make it a 0-d object array and fail on its cast.
+        raise TypeError(f"Sparse data was passed for {name}, but dense data is required. Use '.toarray()' to "
+                        "convert to a dense numpy array.")
     try:
         arr = np.asarray(a, dtype=dtype)
     except (TypeError, ValueError) as exc:

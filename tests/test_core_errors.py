@@ -161,6 +161,19 @@ def test_nonfinite_inputs_raise(target, bad, name):
     assert re.search(rf"\b{target}\b", message), message
 
 
+@pytest.mark.parametrize("name, target", [(name, target) for name in FUNCTIONS for target in ("X", "Y")
+                                           if not (name == "forward" and target == "Y")])
+def test_sparse_inputs_get_scikit_learns_dense_data_message(name, target):
+    """Not NumPy's "setting an array element with a sequence"."""
+    import scipy.sparse as sp
+
+    coefs, intercepts, X, Y, options = _problem()
+    X, Y = (sp.csr_matrix(X), Y) if target == "X" else (X, sp.csr_matrix(Y))
+    message = f"Sparse data was passed for {target}, but dense data is required. Use '.toarray()'"
+    with pytest.raises(TypeError, match=re.escape(message)):
+        _call(name, coefs, intercepts, X, Y, **options)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nonfinite_float32_input_raises(dtype):
     coefs, intercepts, X, Y, options = _problem()
