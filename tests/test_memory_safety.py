@@ -21,7 +21,7 @@ from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 
 from threadpoolctl import threadpool_info
 
-from fastbp import MLPClassifier, MLPRegressor
+from fastbp import MLPClassifier, MLPRegressor, _loop
 
 SOLVERS = ["lbfgs", "adam", "sgd"]
 
@@ -63,6 +63,26 @@ def test_sparse_minibatches_some_empty_some_not(solver):
     fast = MLPClassifier(**params).fit(X, y)
     sk = SkMLPClassifier(**params).fit(X, y)
     assert _rel_diff(fast.coefs_ + fast.intercepts_, sk.coefs_ + sk.intercepts_) < 1e-6
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_the_forward_only_region_predicts_odd_inputs_as_sklearn(monkeypatch, n_threads):
+    """Region 1 for a forward pass alone, which a process that has not fitted
+    compiles (see _loop._forward_region), on 1 to 5 rows, a chunk of rows and
+    one more, and CSR rows with no stored values, all stored values or none."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4097, 12))
+    X[rng.random(X.shape) < 0.7] = 0
+    X[5:9] = 0
+    y = rng.integers(0, 3, 4097)
+    model = MLPClassifier((9,), max_iter=3, random_state=0, n_threads=n_threads).fit(X[:300], y[:300])
+    expected = model.to_sklearn().predict_proba(X)
+    monkeypatch.setattr(_loop, "_forward_region", lambda dtype, general: (2, general))
+    for rows in (slice(0, 1), slice(0, 3), slice(4, 9), slice(5, 9), slice(0, 4096), slice(0, 4097)):
+        for given in (X[rows], sp.csr_matrix(X[rows])):
+            np.testing.assert_allclose(model.predict_proba(given), expected[rows], rtol=1e-12, atol=1e-15)
+    empty = sp.csr_matrix((7, 12))
+    np.testing.assert_allclose(model.predict_proba(empty), model.to_sklearn().predict_proba(empty), rtol=1e-12)
 
 
 def test_malformed_csr_is_rejected_before_compiled_code():
