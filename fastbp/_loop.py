@@ -920,31 +920,20 @@ def _resolve_entry_points(call, training, general, region):
             region_address(dtype, *region)
 
 
-def _general_at_hand(dtype):
-    """Whether a forward pass alone, which either version of region 1 runs
-    alike, takes the general one though it needs no CSR or dropout code: when
-    that one is compiled or cached and the dense one is not. A model fitted
-    with dropout, gradient norms or CSR input then predicts dense rows (and
-    scores its early-stopping validation rows) without compiling the dense
-    versions too."""
-    key = np.dtype(dtype)
-    if (key, 0, False) in _region_addresses or config.DISABLE_JIT:
-        return False
-    if (key, 0, True) in _region_addresses:
-        return True
-    signature = region_signatures(dtype)[0].args
-    return bool(JIT["cache"]) and not load_cached(forward_backward_share_dense, signature) and load_cached(
-        forward_backward_share, signature)
-
-
 def _forward_region(dtype, general):
     """The region 1 ((index, general), see _REGIONS) that a forward pass alone
-    runs, through the general epoch or not: a version of region 1 that this
-    process has compiled, or else finds in the disk cache (a fitted
-    process's or install's training region serves as well), and otherwise
-    the forward-only one, which compiles no loss, backward or gather
-    kernels: the first predict of a model fitted elsewhere, in a fresh
-    install, then takes about a third less time (see README, Compile time)."""
+    runs, and with it the epoch (its general flag): a version of region 1
+    that this process has compiled, or else finds in the disk cache, and
+    otherwise the forward-only one, which compiles no loss, backward or
+    gather kernels: the first predict of a model fitted elsewhere, in a
+    fresh install, then takes about a third less time (see README, Compile
+    time). A dense pass (general False) runs the same in the general
+    versions, so it takes one when only that one is at hand: a model fitted
+    with dropout, gradient norms or CSR input predicts dense rows (and
+    scores its early-stopping validation rows) without compiling the dense
+    versions too, and a process that predicted CSR rows predicts dense ones
+    without compiling the dense epoch. Looked up in this process first, so
+    that a predict after the first reads no cache index."""
     key = np.dtype(dtype)
     usable = ((2, True), (0, True)) if general else ((2, False), (0, False), (2, True), (0, True))
     for region in usable:
@@ -963,10 +952,15 @@ def _launch(threads, call):
     launching no parallel region, when 1."""
     params, Y = call[0], call[3]
     training = Y.shape[0] > 0
-    general = general_call(call[2], call[7], call[12]) or (not training and _general_at_hand(params.dtype))
+    general = general_call(call[2], call[7], call[12])
     # A forward pass alone (Y with no rows) never reaches region 2: a predict
-    # in a fresh install compiles only what it runs.
-    region = (0, general) if training else _forward_region(params.dtype, general)
+    # in a fresh install compiles only what it runs. The forward-only region
+    # takes no gathered rows (order) or dropout: such a call runs region 1.
+    if training or call[5].shape[0] > 0 or call[7].dropout > 0.0:
+        region = (0, general)
+    else:
+        region = _forward_region(params.dtype, general)
+        general = region[1]
     if (params.dtype, *region) not in _region_addresses and not config.DISABLE_JIT:
         _resolve_entry_points(call, training, general, region)
     region_2 = region_address(params.dtype, 1, general) if training else 0

@@ -252,6 +252,39 @@ def test_a_forward_pass_in_a_fresh_process_compiles_only_the_forward_region(tmp_
                          "_loop.gather_rows", "_kernels.forward_rows_sparse"}
 
 
+# A CSR forward pass, then dense ones, in a fresh process: what they gave,
+# compiled and looked up in the disk cache, as JSON.
+CSR_THEN_DENSE = """
+    import json, numpy as np, scipy.sparse as sp
+    from fastbp import _loop
+    from fastbp._activations import ACTIVATION_CODES
+    from fastbp._params import pack
+    rng = np.random.default_rng(0)
+    params = pack([rng.normal(size=(6, 4)), rng.normal(size=(4, 3))], [np.zeros(4), np.zeros(3)], np.float64)
+    units, X = np.array([6, 4, 3]), rng.normal(size=(9, 6))
+    codes = ACTIVATION_CODES["relu"], ACTIVATION_CODES["softmax"]
+    sparse = _loop.predict(params, units, sp.csr_matrix(X), *codes, 1)
+    probes, load_cached = [], _loop.load_cached
+    _loop.load_cached = lambda *args: probes.append(args) or load_cached(*args)
+    dense = [_loop.predict(params, units, X, *codes, 1) for _ in range(2)]
+    print(json.dumps({"same": all(np.array_equal(sparse, d) for d in dense), "probes": len(probes),
+                      "compiled": {name: len(getattr(_loop, name).signatures) for name in (
+                          "run_epoch", "run_epoch_dense", "forward_share", "forward_share_dense",
+                          "forward_backward_share", "forward_backward_share_dense")}}))
+"""
+
+
+def test_dense_rows_after_csr_rows_take_the_general_versions_at_hand_and_read_no_cache_index(tmp_path):
+    """A dense forward pass runs the same in the general versions: after a CSR
+    one it compiles neither the dense epoch nor a dense region, and no later
+    call looks a region up in the disk cache (each look is a file read, 10x a
+    one-row predict)."""
+    result = _run(CSR_THEN_DENSE, _cache_env(tmp_path / "cache"), tmp_path)
+    assert result == {"same": True, "probes": 0, "compiled": {
+        "run_epoch": 1, "run_epoch_dense": 0, "forward_share": 1, "forward_share_dense": 0,
+        "forward_backward_share": 0, "forward_backward_share_dense": 0}}
+
+
 # A fit and predict in a fresh process ("fit"), or a predict by the model it
 # pickled in another with that cache ("load"): what each compiled, as JSON.
 FIT_THEN_PREDICT = """
