@@ -356,12 +356,12 @@ def _region_1(name, general, training=True):
         sw = sw_batch if gather and Y.shape[0] > 0 else sample_weight
         n_layers = units.shape[0] - 1
         first = np.int64(0)
-        # A forward pass alone (of rows in place, no dropout) keeps no hidden rows for a
-        # backward pass: every pass writes its hidden rows to the share's
+        # A forward pass alone (rows in place, no dropout) keeps no hidden
+        # rows for a backward pass: every pass writes them to the share's
         # first PASS_ROWS rows, which stay in the cache, rather than to rows
-        # of their own across a buffer larger than it (about 12% of a
-        # 100-100-10 predict went to writing and reading those back). The
-        # output layer's rows go where forward_pass reads them.
+        # of their own across a buffer larger than it (3.3 MB for a chunk of
+        # 100-100-10 in float64), written out and read back. The output
+        # layer's rows go where forward_pass reads them.
         alone = Y.shape[0] == 0 and not gather and dropout == 0.0
         for m0 in range(n0, n1, PASS_ROWS):
             m1 = min(m0 + PASS_ROWS, n1)
