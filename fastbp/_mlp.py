@@ -331,8 +331,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 dtype = model_dtype
         units = np.asarray(layer_units, dtype=np.int64)
         self._bind_params(units, dtype)
-        # Writeable C arrays: a read-only or strided y or sample_weight would be a new compiled specialization.
         _check_cast_input(X, dtype)
+        # Writeable C arrays: a read-only or strided y or sample_weight would be a new compiled specialization.
         Y = _cast_targets(y, dtype)
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
                          else np.require(sample_weight, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"]))
