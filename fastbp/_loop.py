@@ -911,17 +911,18 @@ def compile_epoch(signature, general):
 _resolve_lock = threading.Lock()
 
 
-def _resolve_entry_points(call, training, general, region):
+def _resolve_entry_points(call, training, region):
     """Compile or load region 1 for run_epoch(*call), the one at `region`
-    ((index, general), see _REGIONS). When it is not in the disk cache, the
-    cache is cold: helper processes then compile the epoch and, when
-    training, region 2 meanwhile (see _cache.compiling_elsewhere), and this
-    process loads them from the cache on first use. The epoch goes first:
+    ((index, general), see _REGIONS; the epoch is of the same version). When
+    it is not in the disk cache, the cache is cold: helper processes then
+    compile the epoch and, when training, region 2 meanwhile (see
+    _cache.compiling_elsewhere), and this process loads them from the cache
+    on first use. The epoch goes first:
     by the time a helper gets to region 2, this process has cached the row
     kernels the two regions share, which the helper then loads instead of
     compiling them again (a cold float64 fit took 8.7-9.3 s with region 2
     first, 7.8-8.9 s with it last, three rounds each)."""
-    dtype = call[0].dtype
+    dtype, general = call[0].dtype, region[1]
     with _resolve_lock:
         if (dtype, *region) in _region_addresses:
             return
@@ -979,7 +980,7 @@ def _launch(threads, call):
         region = _forward_region(params.dtype, general)
         general = region[1]
     if (params.dtype, *region) not in _region_addresses and not config.DISABLE_JIT:
-        _resolve_entry_points(call, training, general, region)
+        _resolve_entry_points(call, training, region)
     region_2 = region_address(params.dtype, 1, general) if training else 0
     call = call + (region_address(params.dtype, *region), region_2)
     epoch = _EPOCHS[general]
