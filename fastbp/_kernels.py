@@ -258,8 +258,11 @@ def flag_nonfinite_rows(x, flags, n0, n1):
     n0 <= n < n1: x - x is 0 for every finite x and NaN otherwise, and an OR
     over a row's comparisons, unlike a sum, runs in vector lanes without
     reordering anything. A forward pass takes it on each pass's input rows
-    right after reading them, from the cache, in place of a pass of its own
-    over the whole input."""
+    just before the first layer reads them, in place of a pass of its own
+    over the whole input: taken after, reading the rows from the cache, it
+    left the layer's loops to wait on memory (100-100-10 on 50000 rows, one
+    thread, in turns: float64 672-680 → 604-644 ns a row, float32 366-372 →
+    345-356)."""
     for n in range(n0, n1):
         row = x[n]
         bad = False

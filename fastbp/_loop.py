@@ -379,11 +379,13 @@ def _region_1(name, general, training=True):
                 forward_rows_sparse(data, indices, indptr[shift:], rows, coef_view(params, units, first),
                                     intercept_view(params, units, first), code, a_out, r0, r1)
             else:
+                if Y.shape[0] == 0:
+                    # A forward pass alone checks the pass's rows (see forward_pass) before the
+                    # first layer reads them: the check reads each row front to back, as the
+                    # hardware prefetcher streams it best, and leaves the rows in the cache.
+                    flag_nonfinite_rows(x, losses, m0, m1)
                 forward_rows(x[shift:], coef_view(params, units, first), coef_t_view(coefs_t, units, first),
                              intercept_view(params, units, first), code, a_out, r0, r1)
-                if Y.shape[0] == 0:
-                    # A forward pass alone checks the rows it has just read (see forward_pass).
-                    flag_nonfinite_rows(x, losses, m0, m1)
             for layer in range(1, n_layers):
                 if training and general and dropout > 0.0:
                     drop_rows(a_out, m0, m1, dropout_key, position0, hidden_unit_offset(units, layer), dropout)
