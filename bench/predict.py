@@ -3,7 +3,11 @@ on a few rows, throughput on many, sparse text-like input, and partial_fit on
 a stream of chunks.
 
 Each figure is the best of `repeats` timings, in one process, fastbp's
-timings and then scikit-learn's (and JAX's, where installed) back to back.
+timings and then scikit-learn's (and JAX's, where installed) back to back,
+in `rounds` rounds of those turns (3 in a full run), each library's best
+over all of them: on the shared 2-core host one library's turn alone could
+fall in a slow spell (JAX on digits float32 ran at 5.9e6 rows/s in one run
+and 4.1e6 in the next, an hour apart, with one round each).
 
 Run alone: ``python -m bench.predict [--quick]``; ``python -m bench`` includes it.
 """
@@ -34,21 +38,23 @@ def _best(call, repeats, inner):
 _QUIET_S = 0.25
 
 
-def _side_by_side(ours, theirs, repeats, inner, *others):
-    """Best seconds per call of ours(), theirs() and any others: each one's
-    repeats together, after a pause (_QUIET_S) and a warm-up as long as one
-    repeat (`inner` calls) of its own, so that threads left spinning by one
-    library's last call (OpenBLAS's for about 0.1 s, XLA's) slow neither the
-    next library's warm-up nor its timed calls. A single warm-up call was
-    not enough: with one timed call per repeat, float32 digits predict (after
-    float64's JAX run) took 771 µs per call in the bench against 329 µs
-    timed alone."""
-    best = []
-    for call in (ours, theirs) + others:
-        time.sleep(_QUIET_S)
-        for _ in range(inner):
-            call()
-        best.append(_best(call, repeats, inner))
+def _side_by_side(ours, theirs, repeats, inner, *others, rounds=1):
+    """Best seconds per call of ours(), theirs() and any others, over `rounds`
+    rounds of turns: in each turn one's repeats together, after a pause
+    (_QUIET_S) and a warm-up as long as one repeat (`inner` calls) of its
+    own, so that threads left spinning by one library's last call
+    (OpenBLAS's for about 0.1 s, XLA's) slow neither the next library's
+    warm-up nor its timed calls. A single warm-up call was not enough: with
+    one timed call per repeat, float32 digits predict (after float64's JAX
+    run) took 771 µs per call in the bench against 329 µs timed alone."""
+    calls = (ours, theirs) + others
+    best = [float("inf")] * len(calls)
+    for _ in range(rounds):
+        for i, call in enumerate(calls):
+            time.sleep(_QUIET_S)
+            for _ in range(inner):
+                call()
+            best[i] = min(best[i], _best(call, repeats, inner))
     return tuple(best)
 
 
@@ -88,7 +94,7 @@ def _fitted(X, y, hidden, dtype, max_iter=2):
     return model, model.to_sklearn()
 
 
-def latency(repeats=5):
+def latency(repeats=5, rounds=1):
     """predict_proba and predict on 1 and 10 rows: digits (64-100-10) and a 16384-input model."""
     from sklearn.datasets import load_digits
 
@@ -103,7 +109,7 @@ def latency(repeats=5):
             for rows in (1, 10):
                 batch = data[:rows]
                 t_ours, t_theirs = _side_by_side(lambda: getattr(ours, method)(batch),
-                                                 lambda: getattr(theirs, method)(batch), repeats, 200)
+                                                 lambda: getattr(theirs, method)(batch), repeats, 200, rounds=rounds)
                 records.append({"network": name, "method": method, "rows": rows, "fastbp_us": t_ours * 1e6,
                                 "sklearn_us": t_theirs * 1e6, "sklearn_over_fastbp": t_theirs / t_ours})
     return records
@@ -130,7 +136,7 @@ def _calls_by_threads(model, dtype):
     return dict(sorted(calls.items(), reverse=True))
 
 
-def throughput(repeats=3, quick=False):
+def throughput(repeats=3, quick=False, rounds=1):
     """Rows per second of predict over many rows, on the reference networks,
     beside scikit-learn and, where installed, a jitted JAX forward pass given
     its input already as a JAX array (its transfer left out, to JAX's favour).
@@ -160,7 +166,7 @@ def throughput(repeats=3, quick=False):
             others = () if jax_forward is None else (jax_forward,)
             # About 40,000 rows per repeat: 22 calls on digits, one on 50k rows.
             times = _side_by_side(lambda: ours.predict_proba(rows), lambda: theirs.predict_proba(rows), repeats,
-                                  max(1, 40000 // rows.shape[0]), *others)
+                                  max(1, 40000 // rows.shape[0]), *others, rounds=rounds)
             record = {"network": name, "dtype": np.dtype(dtype).name, "rows": rows.shape[0],
                       "fastbp_rows_per_s": rows.shape[0] / times[0], "sklearn_rows_per_s": rows.shape[0] / times[1],
                       "fastbp_over_sklearn": times[1] / times[0],
@@ -176,7 +182,7 @@ def throughput(repeats=3, quick=False):
     return records
 
 
-def sparse_text(repeats=3, quick=False):
+def sparse_text(repeats=3, quick=False, rounds=1):
     """A TF-IDF-like CSR input (about 16k features, about 20 stored values a
     row): predict on many rows and on one, and a fit of a few epochs."""
     rng = np.random.default_rng(0)
@@ -191,7 +197,7 @@ def sparse_text(repeats=3, quick=False):
     for rows in (1, min(1500, n_rows)):
         batch = X[:rows]
         t_ours, t_theirs = _side_by_side(lambda: ours.predict_proba(batch), lambda: theirs.predict_proba(batch),
-                                         repeats, 50 if rows == 1 else 2)
+                                         repeats, 50 if rows == 1 else 2, rounds=rounds)
         records.append({"case": f"predict {rows} rows", "fastbp_s": t_ours, "sklearn_s": t_theirs,
                         "fastbp_over_sklearn": t_theirs / t_ours})
     from sklearn.neural_network import MLPClassifier as SkMLPClassifier
@@ -203,13 +209,14 @@ def sparse_text(repeats=3, quick=False):
             warnings.simplefilter("ignore")
             cls((100,), max_iter=3, random_state=0).fit(X, y)
 
-    t_ours, t_theirs = _side_by_side(lambda: fit(MLPClassifier), lambda: fit(SkMLPClassifier), repeats, 1)
+    t_ours, t_theirs = _side_by_side(lambda: fit(MLPClassifier), lambda: fit(SkMLPClassifier), repeats, 1,
+                                     rounds=rounds)
     records.append({"case": "fit 3 epochs", "fastbp_s": t_ours, "sklearn_s": t_theirs,
                     "fastbp_over_sklearn": t_theirs / t_ours})
     return records
 
 
-def partial_fit_stream(repeats=2, quick=False, chunk=10000):
+def partial_fit_stream(repeats=2, quick=False, chunk=10000, rounds=1):
     """partial_fit over `chunk`-row chunks of a 50-feature float32 stream."""
     from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
@@ -226,18 +233,23 @@ def partial_fit_stream(repeats=2, quick=False, chunk=10000):
             for start in range(0, X.shape[0], chunk):
                 model.partial_fit(X[start:start + chunk], y[start:start + chunk], classes=[0, 1])
 
-    t_ours, t_theirs = _side_by_side(lambda: stream(MLPClassifier), lambda: stream(SkMLPClassifier), repeats, 1)
+    t_ours, t_theirs = _side_by_side(lambda: stream(MLPClassifier), lambda: stream(SkMLPClassifier), repeats, 1,
+                                     rounds=rounds)
     return [{"rows": X.shape[0], "chunk": chunk, "fastbp_s": t_ours, "sklearn_s": t_theirs,
              "fastbp_over_sklearn": t_theirs / t_ours}]
 
 
-def run(quick=False, repeats=3):
-    return {"latency": latency(repeats), "throughput": throughput(repeats, quick),
-            "sparse_text": sparse_text(repeats, quick), "partial_fit": partial_fit_stream(min(repeats, 2), quick)}
+def run(quick=False, repeats=3, rounds=None):
+    """Every section; rounds (see module docstring) 1 when quick, else 3 unless given."""
+    rounds = (1 if quick else 3) if rounds is None else rounds
+    return {"latency": latency(repeats, rounds), "throughput": throughput(repeats, quick, rounds),
+            "sparse_text": sparse_text(repeats, quick, rounds),
+            "partial_fit": partial_fit_stream(min(repeats, 2), quick, rounds=rounds), "rounds": rounds}
 
 
 def markdown(result):
     lines = ["## Predict (fastbp, scikit-learn and JAX on the same weights, in one process)", "",
+             f"Each library's best over {result.get('rounds', 1)} rounds of turns (see bench/predict.py).", "",
              "| network | method | rows | fastbp µs | scikit-learn µs | scikit-learn / fastbp |",
              "|---|---|---|---|---|---|"]
     for r in result["latency"]:

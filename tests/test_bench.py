@@ -85,3 +85,23 @@ def test_handover_watch_prints_its_three_figures():
     assert "parallel region" in line and "serial" in line and "digits float32 epoch" in line
     figures = [float(word) for word in line.replace("(", " ").split() if word.replace(".", "", 1).isdigit()]
     assert len(figures) >= 4 and all(f > 0 for f in figures[1:])
+
+
+def test_side_by_side_takes_each_librarys_best_over_rounds_of_turns(monkeypatch):
+    # Each turn's best is stubbed: what is tested is the order of turns and the minimum kept.
+    monkeypatch.syspath_prepend(REPO)
+    from bench import predict
+
+    monkeypatch.setattr(predict, "_QUIET_S", 0)
+    turns, times = [], iter([3.0, 5.0, 1.0, 6.0])
+    monkeypatch.setattr(predict, "_best", lambda call, repeats, inner: (turns.append(call.__name__), next(times))[1])
+
+    def ours():
+        pass
+
+    def theirs():
+        pass
+
+    assert predict._side_by_side(ours, theirs, 1, 1, rounds=2) == (1.0, 5.0)
+    # The turns alternate by library, ours first in each round.
+    assert turns == ["ours", "theirs", "ours", "theirs"]
