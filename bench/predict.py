@@ -242,14 +242,14 @@ def partial_fit_stream(repeats=2, quick=False, chunk=10000, rounds=1):
 def run(quick=False, repeats=3, rounds=None):
     """Every section; rounds (see module docstring) 1 when quick, else 3 unless given."""
     rounds = (1 if quick else 3) if rounds is None else rounds
-    return {"latency": latency(repeats, rounds), "throughput": throughput(repeats, quick, rounds),
-            "sparse_text": sparse_text(repeats, quick, rounds),
+    return {"latency": latency(repeats, rounds=rounds), "throughput": throughput(repeats, quick, rounds=rounds),
+            "sparse_text": sparse_text(repeats, quick, rounds=rounds),
             "partial_fit": partial_fit_stream(min(repeats, 2), quick, rounds=rounds), "rounds": rounds}
 
 
 def markdown(result):
     lines = ["## Predict (fastbp, scikit-learn and JAX on the same weights, in one process)", "",
-             f"Each library's best over {result.get('rounds', 1)} rounds of turns (see bench/predict.py).", "",
+             f"Each library's best over {result.get('rounds', 1)} round(s) of turns (see bench/predict.py).", "",
              "| network | method | rows | fastbp µs | scikit-learn µs | scikit-learn / fastbp |",
              "|---|---|---|---|---|---|"]
     for r in result["latency"]:

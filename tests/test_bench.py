@@ -93,7 +93,7 @@ def test_side_by_side_takes_each_librarys_best_over_rounds_of_turns(monkeypatch)
     from bench import predict
 
     monkeypatch.setattr(predict, "_QUIET_S", 0)
-    turns, times = [], iter([3.0, 5.0, 1.0, 6.0])
+    turns, times = [], iter([3.0, 5.0, 4.0, 1.0, 6.0, 2.0])
     monkeypatch.setattr(predict, "_best", lambda call, repeats, inner: (turns.append(call.__name__), next(times))[1])
 
     def ours():
@@ -102,6 +102,16 @@ def test_side_by_side_takes_each_librarys_best_over_rounds_of_turns(monkeypatch)
     def theirs():
         pass
 
-    assert predict._side_by_side(ours, theirs, 1, 1, rounds=2) == (1.0, 5.0)
+    def jax():
+        pass
+
+    assert predict._side_by_side(ours, theirs, 1, 1, jax, rounds=2) == (1.0, 5.0, 2.0)
     # The turns alternate by library, ours first in each round.
-    assert turns == ["ours", "theirs", "ours", "theirs"]
+    assert turns == ["ours", "theirs", "jax"] * 2
+    # A full run takes three rounds, a quick one one, unless told.
+    for name in ("latency", "throughput", "sparse_text", "partial_fit_stream"):
+        monkeypatch.setattr(predict, name, lambda *args, rounds: rounds)
+    sections = ("latency", "throughput", "sparse_text", "partial_fit", "rounds")
+    assert [predict.run(quick=False)[key] for key in sections] == [3] * 5
+    assert [predict.run(quick=True)[key] for key in sections] == [1] * 5
+    assert [predict.run(quick=True, rounds=2)[key] for key in sections] == [2] * 5
