@@ -920,11 +920,11 @@ def _resolve_entry_points(call, training, region):
     it is not in the disk cache, the cache is cold: helper processes then
     compile the epoch and, when training, region 2 meanwhile (see
     _cache.compiling_elsewhere), and this process loads them from the cache
-    on first use. The epoch goes first:
-    by the time a helper gets to region 2, this process has cached the row
-    kernels the two regions share, which the helper then loads instead of
-    compiling them again (a cold float64 fit took 8.7-9.3 s with region 2
-    first, 7.8-8.9 s with it last, three rounds each)."""
+    on first use. The epoch goes first: by the time a helper gets to region
+    2, this process has cached the row kernels the two regions share, which
+    the helper then loads instead of compiling them again (a cold float64
+    fit took 8.7-9.3 s with region 2 first, 7.8-8.9 s with it last, three
+    rounds each)."""
     dtype, general = call[0].dtype, region[1]
     with _resolve_lock:
         if (dtype, *region) in _region_addresses:
