@@ -113,6 +113,12 @@ def input_arrays(X, dtype):
             indices = X.indices.astype(np.int64)
         return Inputs(np.empty((0, 0), dtype=dtype), np.require(X.data, dtype, ["C_CONTIGUOUS", "WRITEABLE"]),
                       indices, indptr)
+    if X.dtype != dtype:
+        # A value beyond dtype's range becomes an infinity, which the forward
+        # pass flags for its caller to name as scikit-learn does (see
+        # _mlp._check_cast_input): NumPy's overflow warning would come first.
+        with np.errstate(over="ignore"):
+            X = X.astype(dtype, order="C")
     X = np.require(X, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
     return Inputs(X, np.empty(0, dtype=dtype), no_index, no_index)
 
@@ -1108,8 +1114,10 @@ def predict(params, units, X, act_code, out_code, n_threads):
     dtype = params.dtype
     n_samples = X.shape[0]
     output = np.empty((n_samples, int(units[-1])), dtype=dtype)
-    if sp.issparse(X) and X.format != "csr":
-        X = X.tocsr()
+    if sp.issparse(X) and (X.format != "csr" or X.dtype != dtype):
+        # Converted once: each chunk is a row slice of it, and scipy slices no
+        # matrix of a byte order other than the machine's.
+        X = sp.csr_matrix(X, dtype=dtype)
     with forward_threads(n_threads, units, dtype, sp.issparse(X), n_samples, min(n_samples, PREDICT_CHUNK),
                          BLOCK) as threads:
         for start in range(0, n_samples, PREDICT_CHUNK):

@@ -138,6 +138,34 @@ def _check_cast_input(X, dtype):
     assert_all_finite(cast, input_name="X")
 
 
+def _finite_sum(values):
+    """Whether the sum of values is finite, as a quick sign that all of them
+    are; a sum of finite values that overflows says no, without the warning
+    NumPy would give about it (the values then go through validation)."""
+    with np.errstate(over="ignore"):
+        return np.isfinite(values.sum())
+
+
+def _check_predict_operands(X, dtype):
+    """Raise the TypeError scikit-learn's predict meets in its matrix product
+    for a validated X that a cast to `dtype` would instead turn into numbers:
+    datetime64 and timedelta64 values (their counts of days or seconds), and
+    an object array (what validation leaves of a list holding None) holding
+    anything but real numbers (None would become NaN)."""
+    if sp.issparse(X):
+        return
+    if X.dtype.kind in "mM":
+        raise TypeError(f"ufunc 'matmul' did not contain a loop with signature matching types ({type(X.dtype)}, "
+                        f"{type(dtype)}) -> None: X of dtype {X.dtype} is not numeric.")
+    if X.dtype.kind == "O":
+        for value in X.flat:
+            if not isinstance(value, Real):
+                kind = type(value)
+                name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+                raise TypeError(f"unsupported operand type(s) for *: '{name}' and 'float': X holds {value!r}, "
+                                "not a number.")
+
+
 def _check_alpha(alpha, coefs, sample_weight):
     """Reject an alpha whose L2 term overflows the training dtype at the
     starting weights. Adam's second moment squares the penalty's gradient
@@ -699,13 +727,15 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         return (X.ndim == 2 and X.dtype in _PLAIN_DTYPES and X.shape[0] >= 1
                 and X.shape[1] == getattr(self, "n_features_in_", -1) and not hasattr(self, "feature_names_in_")
                 # A finite sum means every value is finite (an inf or NaN would carry into it).
-                and (values is None or np.isfinite(values.sum())))
+                and (values is None or _finite_sum(values)))
 
     def _forward_pass_fast(self, X, check_input=True):
         plain = check_input and self._plain_input(X)
         if check_input and not plain:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         units, _, params = self._packed_parameters(X.shape[1])
+        if check_input and not plain:
+            _check_predict_operands(X, params.dtype)
         act, out, _ = self._codes()
         if not (self.n_threads is None or type(self.n_threads) is int and self.n_threads >= 1):
             # What fit says of it, set_params having taken it unchecked.
@@ -723,8 +753,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             # validation names the NaN or infinity in its own words (raised outside
             # the except clause, so that its message comes alone).
             validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        # X is finite, so a value of it overflowed when cast to the dtype of coefs_.
+        # X is finite, so a value of it overflowed when cast to the dtype of coefs_
+        # (or, held in an object array as Python numbers, was never checked).
         _check_cast_input(X, params.dtype)
+        assert_all_finite(np.asarray(X, dtype=params.dtype), input_name="X")
         raise found
 
     def __setstate__(self, state):

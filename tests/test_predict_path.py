@@ -243,13 +243,16 @@ def test_a_value_beyond_float32_names_the_models_dtype(value):
     # Every kind of input and both backends: the vectorized backend and a
     # sparse input have no check inside the pass, a list or an object array
     # is validated before it (they gave NaN probabilities or a private error).
-    for backend in ("loop", "vectorized"):
-        model.set_params(backend=backend)
-        for given in (rows, sp.csr_matrix(rows), sp.csc_matrix(rows), rows.tolist(), rows.astype(object),
-                      rows.astype(np.longdouble)):
-            for method in (model.predict, model.predict_proba, lambda rows: model.score(rows, y[:20])):
-                with pytest.raises(ValueError, match=message):
-                    method(given)
+    # The error comes alone: no RuntimeWarning from the cast before it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for backend in ("loop", "vectorized"):
+            model.set_params(backend=backend)
+            for given in (rows, sp.csr_matrix(rows), sp.csc_matrix(rows), rows.tolist(), rows.astype(object),
+                          rows.astype(np.longdouble)):
+                for method in (model.predict, model.predict_proba, lambda rows: model.score(rows, y[:20])):
+                    with pytest.raises(ValueError, match=message):
+                        method(given)
     np.testing.assert_array_equal(model.set_params(backend="loop").predict_proba(X[:20]), expected)
     # partial_fit casts X to the model's float32 as well: the same message, not
     # one about the solver's weights, and the model is left as it was.
@@ -289,10 +292,69 @@ def test_an_invalid_n_threads_set_after_fit_gets_fits_message_at_predict(backend
                                   model.set_params(n_threads=None).predict_proba(X[:3]))
 
 
-def test_finite_values_whose_sum_overflows_are_still_predicted():
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_finite_values_whose_sum_overflows_are_still_predicted(backend):
+    model = _fit(backend=backend)
+    # Each row far from overflowing the network, all of them together the sum.
+    big = np.tile(X[:1], (1000, 1))
+    big[:, 10] = np.finfo(np.float64).max / 500
+    expected = model.to_sklearn().predict_proba(big)
+    # Quietly, as scikit-learn predicts them: the quick finiteness check's sum
+    # overflows, which is no reason for a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for given in (big, big.tolist(), sp.csr_matrix(big), sp.csc_matrix(big)):
+            np.testing.assert_allclose(model.predict_proba(given), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_values_that_are_no_numbers_get_scikit_learns_type_error(backend):
+    """A list holding None passes scikit-learn's validation as an object array,
+    and datetime64 or timedelta64 values as they are: scikit-learn's predict
+    then fails in its matrix product. A cast would make NaN (a private error
+    of the loop backend, NaN predictions of the vectorized one) or day counts
+    of them; fastbp raises the same TypeError, with scikit-learn's text."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    model = _fit(backend=backend)
+    twin = model.to_sklearn()
+    coefs = [c.copy() for c in model.coefs_]
+    for replacement in (None, Decimal("0.5")):
+        rows = X[:4].tolist()
+        rows[2][5] = replacement
+        with pytest.raises(TypeError) as theirs:
+            twin.predict(rows)
+        assert "unsupported operand type(s) for *" in str(theirs.value)
+        for method in (model.predict, model.predict_proba, lambda rows: model.score(rows, y[:4])):
+            with pytest.raises(TypeError, match=re.escape(str(theirs.value))):
+                method(rows)
+    for values in (np.full((2, 64), np.datetime64("2020-01-01")), np.full((2, 64), np.timedelta64(3, "D"))):
+        with pytest.raises(TypeError, match="ufunc 'matmul'"):
+            twin.predict(values)
+        message = "ufunc 'matmul'.*" + re.escape(f"X of dtype {values.dtype} is not numeric")
+        with pytest.raises(TypeError, match=message):
+            model.predict(values)
+    # Real numbers of any Python type are numbers still, as in scikit-learn.
+    rows = X[:4].tolist()
+    rows[2][5] = Fraction(1, 2)
+    exact = X[:4].copy()
+    exact[2, 5] = 0.5
+    np.testing.assert_array_equal(model.predict_proba(rows), model.predict_proba(exact))
+    for before, after in zip(coefs, model.coefs_):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_a_sparse_matrix_of_the_other_byte_order_predicts_across_chunks():
+    """More rows than one chunk (_loop.PREDICT_CHUNK) of a CSR matrix whose
+    values are big-endian, as read from some files: scipy slices no such
+    matrix, so it is converted before the chunks are taken."""
     model = _fit()
-    big = np.full((2, 64), np.finfo(np.float64).max / 2)
-    np.testing.assert_array_equal(model.predict_proba(big), model.predict_proba(big.tolist()))
+    rows = sp.csr_matrix(np.tile(X, (3, 1)))
+    assert rows.shape[0] > _loop.PREDICT_CHUNK
+    swapped = rows.copy()
+    swapped.data = swapped.data.astype(">f8")
+    np.testing.assert_array_equal(model.predict_proba(swapped), model.predict_proba(rows))
 
 
 def test_a_model_fitted_with_feature_names_still_warns_about_an_array(monkeypatch):
