@@ -174,9 +174,11 @@ def _check_alpha(alpha, coefs, sample_weight):
     stops where it began with a NaN loss and sgd's steps diverge
     (scikit-learn's adam and lbfgs leave the weights where they began)."""
     dtype = coefs[0].dtype
-    # A Python float: an int alpha too large for float64 compares exactly.
+    # Python numbers compare exactly: an int alpha too large for float64, and a
+    # NumPy float32 alpha (NumPy would cast the bound to float32, with an
+    # overflow warning).
     largest = float(np.finfo(dtype).max)
-    if alpha <= largest:
+    if (float(alpha) if isinstance(alpha, np.floating) else alpha) <= largest:
         squares = sum(np.square(c, dtype=np.float64).sum() for c in coefs)
         with np.errstate(over="ignore"):
             scale = np.float64(alpha) / np.sum(sample_weight, dtype=np.float64)

@@ -136,6 +136,24 @@ def test_overflowing_alpha_in_float32_training(data):
         MLPRegressor(alpha=1e30, solver="adam", **SMALL).fit(X.astype(np.float32), y)
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("kind", [np.float16, np.float32, np.longdouble])
+def test_an_alpha_of_a_numpy_float_type_is_checked_quietly(data, solver, kind):
+    """A grid of np.float32 alphas is common: the overflow check compares it
+    with float64's largest value without NumPy casting that bound to float32
+    (an overflow warning, an error under -W error), and fits the model the
+    same alpha as a Python float fits."""
+    X, yc, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fitted = MLPClassifier(alpha=kind(0.01), solver=solver, **SMALL).fit(X, yc)
+    expected = MLPClassifier(alpha=float(kind(0.01)), solver=solver, **SMALL).fit(X, yc)
+    for a, b in zip(fitted.coefs_, expected.coefs_):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="is too large"):
+        MLPClassifier(alpha=np.float64(1e300), solver=solver, **SMALL).fit(X, yc)
+
+
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_large_alpha_below_the_bound_still_fits(data, solver):
     """sgd is left out: its steps scale with alpha, and diverge (as scikit-learn's) for an alpha this large."""
