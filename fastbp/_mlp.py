@@ -748,8 +748,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             _check_cast_input(X, params.dtype)
         try:
             return BACKENDS[self.backend].predict(params, units, X, act, out, self.n_threads)
-        except NonFiniteInputError as error:
-            found = error
+        except NonFiniteInputError:
+            pass
         if plain:
             # An input taken as plain without a finiteness check: scikit-learn's
             # validation names the NaN or infinity in its own words (raised outside
@@ -759,7 +759,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         # (or, held in an object array as Python numbers, was never checked).
         _check_cast_input(X, params.dtype)
         assert_all_finite(np.asarray(X, dtype=params.dtype), input_name="X")
-        raise found
+        # Only scikit-learn's assume_finite=True passes those checks: its predict
+        # then carries the NaN and infinities through the network, as the
+        # vectorized backend does, in the same NumPy products.
+        return BACKENDS["vectorized"].predict(params, units, X, act, out, self.n_threads)
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -345,6 +345,29 @@ def test_values_that_are_no_numbers_get_scikit_learns_type_error(backend):
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_assume_finite_predicts_through_nan_and_infinity_as_scikit_learn(backend, activation):
+    """Under scikit-learn's config_context(assume_finite=True) its predict
+    skips the finiteness check and carries NaN and infinities through the
+    network: so does fastbp's, rather than raise (the loop backend's pass
+    raised a private error for them)."""
+    from sklearn import config_context
+
+    model = _fit(backend=backend, activation=activation)
+    twin = model.to_sklearn()
+    rows = X[:6].copy()
+    rows[1, 20], rows[3, 33], rows[4, 40] = np.nan, np.inf, -np.inf
+    with config_context(assume_finite=True):
+        for given in (rows, rows.tolist()):
+            expected = twin.predict_proba(given)
+            assert np.isnan(expected[1]).all() and np.isfinite(expected[[0, 2, 5]]).all()
+            np.testing.assert_allclose(model.predict_proba(given), expected, rtol=1e-12, equal_nan=True)
+            np.testing.assert_array_equal(model.predict(given), twin.predict(given))
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.predict(rows)
+
+
 def test_a_sparse_matrix_of_the_other_byte_order_predicts_across_chunks():
     """More rows than one chunk (_loop.PREDICT_CHUNK) of a CSR matrix whose
     values are big-endian, as read from some files: scipy slices no such
