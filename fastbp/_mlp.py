@@ -439,7 +439,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self.n_iter_ = opt_res.nit
         else:
             self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
-        self.loss_ = opt_res.fun
+        self.loss_ = np.float64(opt_res.fun)
         self._params[:] = opt_res.x
         return None if governor is None else governor.most_used()
 
@@ -538,7 +538,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                             work, norms, dropout,
                         )
                     self.n_iter_ += 1
-                    self.loss_ = total / n_samples
+                    # A NumPy float, as scikit-learn's losses are (its repr, .item(), .dtype).
+                    self.loss_ = np.float64(total / n_samples)
                     self.t_ += n_samples
                     self.loss_curve_.append(self.loss_)
                     if self.record_gradient_norms:

@@ -496,6 +496,23 @@ def test_partial_fit_does_not_warn_about_convergence(clf_data):
     assert est.t_ == 2 * X.shape[0]
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fitted_losses_have_scikit_learns_types(solver, dtype, clf_data):
+    """loss_, best_loss_ and the loss curve hold NumPy floats in scikit-learn
+    (np.float64 for float32 data too): their repr, .item() and .dtype are
+    what code written against it reads."""
+    X, y = clf_data
+    ours = MLPClassifier(solver=solver, **FAST).fit(X.astype(dtype), y)
+    theirs = SkMLPClassifier(solver=solver, **FAST).fit(X.astype(dtype), y)
+    assert type(ours.loss_) is type(theirs.loss_)
+    if solver != "lbfgs":
+        assert [type(v) for v in ours.loss_curve_] == [type(v) for v in theirs.loss_curve_]
+        assert type(ours.best_loss_) is type(theirs.best_loss_)
+        ours.partial_fit(X.astype(dtype), y)
+        assert type(ours.loss_) is type(theirs.loss_)
+
+
 def test_fit_returns_self_and_tags(clf_data):
     X, y = clf_data
     est = MLPClassifier(**FAST)
