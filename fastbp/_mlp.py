@@ -355,8 +355,19 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         else:
             # The weights a warm start or partial_fit continues from, perhaps assigned by the
             # user, must fit this architecture; the model keeps its dtype, as scikit-learn's does.
-            _, model_dtype = check_model_parameters(self.coefs_, self.intercepts_, len(layer_units),
-                                                    X.shape[1], self.n_outputs_, layer_units)
+            try:
+                _, model_dtype = check_model_parameters(self.coefs_, self.intercepts_, len(layer_units),
+                                                        X.shape[1], self.n_outputs_, layer_units)
+            except ValueError as error:
+                widths = [np.shape(c)[-1] for c in list(self.coefs_)[:-1]]
+                if widths == hidden_layer_sizes:
+                    raise
+                # Most often hidden_layer_sizes changed since the fit: scikit-learn then
+                # trains the old widths on silently, or fails in its matrix products.
+                raise type(error)(
+                    f"{error} A warm_start fit or partial_fit continues from coefs_, whose hidden layers "
+                    f"have {widths} units where hidden_layer_sizes is {self.hidden_layer_sizes!r}: set it "
+                    "back, or set warm_start=False (or fit a clone) to train another architecture.") from None
             if self.solver in _STOCHASTIC_SOLVERS:
                 dtype = model_dtype
         units = np.asarray(layer_units, dtype=np.int64)

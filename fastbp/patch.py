@@ -16,6 +16,10 @@ What the patch replaces, and what it leaves alone:
 - Names bound before patching keep what they were bound to: an estimator
   created, or a class imported, before the patch stays scikit-learn's. Patch
   first (``python -m fastbp.patch`` patches before anything is imported).
+- Other interpreters: the patch is this process's (and its forked
+  children's). Workers that start afresh (joblib's loky, spawn and
+  forkserver pools, Dask and Ray) import scikit-learn unpatched; estimators
+  sent to them keep their class.
 """
 
 import os

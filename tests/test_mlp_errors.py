@@ -193,6 +193,34 @@ def test_wrong_n_features_at_warm_start_and_partial_fit(clf_data):
         est.partial_fit(X[:, :-1], y)
 
 
+@pytest.mark.parametrize("hidden", [(4,), (7, 3)])
+def test_changed_hidden_layer_sizes_at_warm_start_and_partial_fit_say_why(hidden, clf_data):
+    """scikit-learn trains the fitted widths on, ignoring the new parameter (or
+    fails in a matrix product when the depth changed); fastbp refuses, naming
+    both widths, and the model keeps its weights."""
+    X, y = clf_data
+    message = re.escape(f"hidden layers have [7] units where hidden_layer_sizes is {hidden!r}")
+    for est in (MLPClassifier(warm_start=True, **FAST).fit(X, y),
+                MLPClassifier(**FAST).partial_fit(X, y, classes=[0, 1, 2])):
+        coefs = [c.copy() for c in est.coefs_]
+        est.set_params(hidden_layer_sizes=hidden)
+        again = est.fit if est.warm_start else est.partial_fit
+        with pytest.raises(ValueError, match=message):
+            again(X, y)
+        for before, after in zip(coefs, est.coefs_):
+            np.testing.assert_array_equal(before, after)
+    # Weights assigned by hand: the same words where their hidden widths differ, none otherwise.
+    est = MLPClassifier(warm_start=True, **FAST).fit(X, y)
+    est.coefs_ = [est.coefs_[0][:, :5], est.coefs_[1]]
+    with pytest.raises(ValueError, match=re.escape("hidden layers have [5] units where hidden_layer_sizes is (7,)")):
+        est.fit(X, y)
+    est = MLPClassifier(warm_start=True, **FAST).fit(X, y)
+    est.coefs_ = [est.coefs_[0], est.coefs_[1][:, :2]]
+    with pytest.raises(ValueError, match=r"coefs_\[1\] has shape \(7, 2\)") as raised:
+        est.fit(X, y)
+    assert "hidden_layer_sizes is" not in str(raised.value)
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_partial_fit_unseen_labels(solver, clf_data):
     X, y = clf_data
