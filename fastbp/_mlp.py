@@ -147,23 +147,30 @@ def _finite_sum(values):
 
 
 def _check_predict_operands(X, dtype):
-    """Raise the TypeError scikit-learn's predict meets in its matrix product
-    for a validated X that a cast to `dtype` would instead turn into numbers:
-    datetime64 and timedelta64 values (their counts of days or seconds), and
-    an object array (what validation leaves of a list holding None) holding
-    anything but real numbers (None would become NaN)."""
+    """Raise the TypeError scikit-learn's predict meets in its matrix product,
+    with NumPy's or Python's own words, for a validated X that a cast to
+    `dtype` would instead turn into numbers: datetime64 and timedelta64
+    values (their counts of days or seconds), and an object array (what
+    validation leaves of a list holding None) holding anything but real
+    numbers (None would become NaN). An object array of real numbers is cast
+    and checked finite, as validation checks any other X (a float infinity
+    among Fractions would pass unchecked)."""
     if sp.issparse(X):
         return
     if X.dtype.kind in "mM":
-        raise TypeError(f"ufunc 'matmul' did not contain a loop with signature matching types ({type(X.dtype)}, "
-                        f"{type(dtype)}) -> None: X of dtype {X.dtype} is not numeric.")
+        try:
+            np.matmul(X[:1], np.zeros((X.shape[1], 1), dtype=dtype))
+        except TypeError as error:
+            raise TypeError(f"{error}: X of dtype {X.dtype} is not numeric.") from None
     if X.dtype.kind == "O":
         for value in X.flat:
             if not isinstance(value, Real):
-                kind = type(value)
-                name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-                raise TypeError(f"unsupported operand type(s) for *: '{name}' and 'float': X holds {value!r}, "
-                                "not a number.")
+                try:
+                    value * 0.0
+                except TypeError as error:
+                    raise TypeError(f"{error}: X holds {value!r}, not a number.") from None
+                raise TypeError(f"X holds {value!r}, not a real number.")
+        assert_all_finite(X.astype(dtype), input_name="X")
 
 
 def _check_alpha(alpha, coefs, sample_weight):
@@ -359,11 +366,12 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 _, model_dtype = check_model_parameters(self.coefs_, self.intercepts_, len(layer_units),
                                                         X.shape[1], self.n_outputs_, layer_units)
             except ValueError as error:
-                widths = [np.shape(c)[-1] for c in list(self.coefs_)[:-1]]
-                if widths == hidden_layer_sizes:
+                coefs = list(self.coefs_)
+                widths = [np.shape(c)[-1] for c in coefs[:-1]] if all(np.ndim(c) == 2 for c in coefs) else None
+                if widths is None or widths == hidden_layer_sizes:
                     raise
                 # Most often hidden_layer_sizes changed since the fit: scikit-learn then
-                # trains the old widths on silently, or fails in its matrix products.
+                # trains the old widths on silently, or fails on another depth.
                 raise type(error)(
                     f"{error} A warm_start fit or partial_fit continues from coefs_, whose hidden layers "
                     f"have {widths} units where hidden_layer_sizes is {self.hidden_layer_sizes!r}: set it "

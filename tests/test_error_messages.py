@@ -140,9 +140,9 @@ def test_overflowing_alpha_in_float32_training(data):
 @pytest.mark.parametrize("kind", [np.float16, np.float32, np.longdouble])
 def test_an_alpha_of_a_numpy_float_type_is_checked_quietly(data, solver, kind):
     """A grid of np.float32 alphas is common: the overflow check compares it
-    with float64's largest value without NumPy casting that bound to float32
-    (an overflow warning, an error under -W error), and fits the model the
-    same alpha as a Python float fits."""
+    with float64's largest value without NumPy 2 casting that bound to
+    float32 (its promotion rules; an overflow warning, an error under -W
+    error), and fits the model the same alpha as a Python float fits."""
     X, yc, _ = data
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)

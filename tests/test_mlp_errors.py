@@ -196,8 +196,8 @@ def test_wrong_n_features_at_warm_start_and_partial_fit(clf_data):
 @pytest.mark.parametrize("hidden", [(4,), (7, 3)])
 def test_changed_hidden_layer_sizes_at_warm_start_and_partial_fit_say_why(hidden, clf_data):
     """scikit-learn trains the fitted widths on, ignoring the new parameter (or
-    fails in a matrix product when the depth changed); fastbp refuses, naming
-    both widths, and the model keeps its weights."""
+    fails with an AttributeError when the depth changed); fastbp refuses,
+    naming both widths, and the model keeps its weights."""
     X, y = clf_data
     message = re.escape(f"hidden layers have [7] units where hidden_layer_sizes is {hidden!r}")
     for est in (MLPClassifier(warm_start=True, **FAST).fit(X, y),
@@ -219,6 +219,9 @@ def test_changed_hidden_layer_sizes_at_warm_start_and_partial_fit_say_why(hidden
     with pytest.raises(ValueError, match=r"coefs_\[1\] has shape \(7, 2\)") as raised:
         est.fit(X, y)
     assert "hidden_layer_sizes is" not in str(raised.value)
+    est.coefs_ = [np.float64(1.0), est.coefs_[1]]
+    with pytest.raises(ValueError, match=re.escape("coefs_[0] must be 2-D; got shape ()")):
+        est.fit(X, y)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
