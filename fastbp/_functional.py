@@ -9,6 +9,8 @@ from ._params import pack, unpack
 from ._validation import (
     check_names,
     check_network,
+    check_option,
+    check_positive,
     check_sample_weight,
     check_X,
     check_Y,
@@ -86,10 +88,14 @@ def loss_value(backend, params, units, inputs, Y, sample_weight, codes, alpha, e
 
 
 def _prepare_training(coefs, intercepts, X, Y, activation, out_activation, loss, alpha, sample_weight, backend):
+    # forward's loss of None means none: a training call needs one.
+    check_option("loss", loss, tuple(LOSS_CODES))
     units, params, X = _prepare(coefs, intercepts, X, activation, out_activation, loss, backend)
-    if not (np.isscalar(alpha) and np.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}.")
+    check_positive("alpha", alpha, strict=False)
     Y = check_Y(Y, X.shape[0], units[-1], X.dtype)
+    if loss == "poisson" and (Y < 0).any():
+        # The estimators' rule: a negative target makes the loss NaN, silently.
+        raise ValueError("The poisson loss needs non-negative targets; Y contains negative values.")
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     work = BACKENDS[backend].Workspace(units, X.shape[0], X.dtype)
     return units, params, X, Y, sample_weight, work
@@ -190,6 +196,7 @@ def check_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activatio
     )
     if eps is None:
         eps = float(np.cbrt(np.finfo(X.dtype).eps))
+    check_positive("eps", eps, strict=True)
     _, grads = _loss_and_flat_gradients(
         units, params, X, Y, sample_weight, activation, out_activation, loss, alpha, backend, work
     )

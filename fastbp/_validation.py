@@ -5,6 +5,8 @@ arrays: Numba compiles one version per layout and read-only flag, and a
 kernel cannot raise a readable error.
 """
 
+from numbers import Real
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -41,6 +43,14 @@ def check_names(activation, out_activation, loss, backend):
         check_option("output activation", out_activation, OUTPUT_ACTIVATIONS)
 
 
+def check_positive(name, value, strict):
+    """Raise unless value is a finite real number above 0 (strict) or at least 0."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    if not (np.isfinite(value) and (value > 0 if strict else value >= 0)):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value!r}.")
+
+
 def training_dtype(X):
     """X's dtype if it is float32 or float64, float64 for anything else."""
     dtype = getattr(X, "dtype", None)
@@ -54,7 +64,11 @@ def as_kernel_array(a, dtype, name, ndim):
         raise TypeError(f"Sparse data was passed for {name}, but dense data is required. Use '.toarray()' to "
                         "convert to a dense numpy array.")
     try:
-        arr = np.asarray(a, dtype=dtype)
+        arr = np.asarray(a)
+        # A cast would drop an imaginary part (with a warning) or parse strings of digits.
+        if arr.dtype.kind in "cUSVmM":
+            raise TypeError(f"got dtype {arr.dtype}")
+        arr = arr.astype(dtype, copy=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be numeric: {exc}") from None
     if arr.ndim != ndim:
@@ -66,6 +80,9 @@ def as_kernel_array(a, dtype, name, ndim):
 
 def check_network(coefs, intercepts, dtype):
     """Layer sizes as an int64 array; each coefs[l] must be (units[l], units[l+1])."""
+    if not isinstance(coefs, (list, tuple)) or not isinstance(intercepts, (list, tuple)):
+        raise TypeError(f"coefs and intercepts must be lists of arrays, one per layer; got "
+                        f"{type(coefs).__name__} and {type(intercepts).__name__}.")
     if len(coefs) == 0 or len(coefs) != len(intercepts):
         raise ValueError(
             f"coefs and intercepts must be non-empty lists of the same length, "
@@ -75,7 +92,9 @@ def check_network(coefs, intercepts, dtype):
     intercepts = [as_kernel_array(b, dtype, f"intercepts[{i}]", 1) for i, b in enumerate(intercepts)]
     units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
     for i, (c, b) in enumerate(zip(coefs, intercepts)):
-        if c.shape != (units[i], units[i + 1]) or min(c.shape) == 0:
+        if min(c.shape) == 0:
+            raise ValueError(f"coefs[{i}] has shape {c.shape}: every layer needs at least one input and one unit.")
+        if c.shape != (units[i], units[i + 1]):
             raise ValueError(
                 f"coefs[{i}] has shape {c.shape}, expected ({units[i]}, {units[i + 1]}) "
                 "to follow the previous layer."

@@ -64,6 +64,61 @@ def test_unknown_loss_raises(name):
 
 
 @pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+def test_a_missing_loss_is_named(name):
+    """forward takes no loss (None); a training call given None names it, not a KeyError."""
+    _raises(name, r"\bloss None\b", loss=None)
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+@pytest.mark.parametrize("alpha, error", [("0.1", TypeError), (True, TypeError), (1j, TypeError),
+                                          (-1.0, ValueError), (np.inf, ValueError)])
+def test_alpha_other_than_a_finite_nonnegative_real_is_named(name, alpha, error):
+    coefs, intercepts, X, Y, options = _problem()
+    with pytest.raises(error, match=r"^alpha must be"):
+        _call(name, coefs, intercepts, X, Y, **dict(options, alpha=alpha))
+
+
+@pytest.mark.parametrize("eps, error", [(0, ValueError), (-1e-6, ValueError), (np.nan, ValueError),
+                                        ("1e-6", TypeError)])
+def test_check_gradients_refuses_a_step_that_is_no_positive_number(eps, error):
+    coefs, intercepts, X, Y, options = _problem()
+    with pytest.raises(error, match=r"^eps must be"):
+        fastbp.check_gradients(coefs, intercepts, X, Y, eps=eps, **options)
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+def test_poisson_with_a_negative_target_raises_as_the_estimators_do(name):
+    """The loss of a negative target is NaN: returned silently before."""
+    coefs, intercepts, X, Y, options = _problem()
+    Y = Y.copy()
+    Y[2, 1] = -1.0
+    options.update(out_activation="exp", loss="poisson")
+    with pytest.raises(ValueError, match="poisson loss needs non-negative targets"):
+        _call(name, coefs, intercepts, X, Y, **options)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_complex_or_string_input_is_refused_not_cast(name):
+    """A cast would drop the imaginary part (with only NumPy's warning) or
+    parse strings of digits; scikit-learn refuses both."""
+    coefs, intercepts, X, Y, options = _problem()
+    for bad in (X + 1j, X.astype(str)):
+        _raises(name, r"\bX must be numeric", str(bad.dtype), X=bad)
+    _raises(name, r"coefs\[1\] must be numeric", "complex", coefs=[coefs[0], coefs[1] + 0j, coefs[2]])
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_layers_not_in_a_list_or_without_units_are_named(name):
+    coefs, intercepts, X, Y, options = _problem()
+    for given in (iter(coefs), None, coefs[0]):
+        with pytest.raises(TypeError, match="coefs and intercepts must be lists of arrays"):
+            _call(name, given, intercepts, X, Y, **options)
+    empty = [np.zeros((X.shape[1], 0)), np.zeros((0, 3))]
+    _raises(name, re.escape(f"coefs[0] has shape ({X.shape[1]}, 0): every layer needs at least one"),
+            coefs=empty, intercepts=[np.zeros(0), np.zeros(3)])
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
 @pytest.mark.parametrize("backend", ["loop", "vectorized"])
 @pytest.mark.parametrize("pair", DISALLOWED_PAIRS, ids=pair_id)
 def test_disallowed_output_loss_pairs_raise_naming_the_pair(pair, backend, name):
