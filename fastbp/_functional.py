@@ -96,6 +96,10 @@ def _prepare_training(coefs, intercepts, X, Y, activation, out_activation, loss,
     if loss == "poisson" and (Y < 0).any():
         # The estimators' rule: a negative target makes the loss NaN, silently.
         raise ValueError("The poisson loss needs non-negative targets; Y contains negative values.")
+    if loss == "log_loss" and ((Y < 0) | (Y > 1)).any():
+        # Class probabilities (one-hot rows, or soft targets): outside [0, 1] the loss
+        # can come out negative, silently.
+        raise ValueError("The log_loss needs targets in [0, 1] (class probabilities); Y holds values outside it.")
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     work = BACKENDS[backend].Workspace(units, X.shape[0], X.dtype)
     return units, params, X, Y, sample_weight, work

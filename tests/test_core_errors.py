@@ -97,6 +97,20 @@ def test_poisson_with_a_negative_target_raises_as_the_estimators_do(name):
         _call(name, coefs, intercepts, X, Y, **options)
 
 
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+@pytest.mark.parametrize("value", [-0.5, 1.5])
+def test_log_loss_with_a_target_outside_0_1_raises(name, value):
+    """A negative target gave a negative loss, silently; soft targets inside
+    [0, 1] stay accepted."""
+    coefs, intercepts, X, Y, options = _problem()
+    soft = np.full_like(Y, 1.0 / Y.shape[1])
+    _call(name, coefs, intercepts, X, soft, **options)
+    Y = Y.copy()
+    Y[2, 1] = value
+    with pytest.raises(ValueError, match=re.escape("log_loss needs targets in [0, 1]")):
+        _call(name, coefs, intercepts, X, Y, **options)
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_complex_or_string_input_is_refused_not_cast(name):
     """A cast would drop the imaginary part (with only NumPy's warning) or
