@@ -12,6 +12,7 @@ from ._validation import (
     check_option,
     check_positive,
     check_sample_weight,
+    check_targets,
     check_X,
     check_Y,
     training_dtype,
@@ -93,13 +94,7 @@ def _prepare_training(coefs, intercepts, X, Y, activation, out_activation, loss,
     units, params, X = _prepare(coefs, intercepts, X, activation, out_activation, loss, backend)
     check_positive("alpha", alpha, strict=False)
     Y = check_Y(Y, X.shape[0], units[-1], X.dtype)
-    if loss == "poisson" and (Y < 0).any():
-        # The estimators' rule: a negative target makes the loss NaN, silently.
-        raise ValueError("The poisson loss needs non-negative targets; Y contains negative values.")
-    if loss == "log_loss" and ((Y < 0) | (Y > 1)).any():
-        # Class probabilities (one-hot rows, or soft targets): outside [0, 1] the loss
-        # can come out negative, silently.
-        raise ValueError("The log_loss needs targets in [0, 1] (class probabilities); Y holds values outside it.")
+    check_targets(loss, Y, "Y")
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     work = BACKENDS[backend].Workspace(units, X.shape[0], X.dtype)
     return units, params, X, Y, sample_weight, work

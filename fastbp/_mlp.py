@@ -41,7 +41,7 @@ from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack, views_of
 from ._threads import ThreadGovernor, thread_limits
-from ._validation import check_model_parameters, check_sample_weight, check_Y
+from ._validation import check_model_parameters, check_sample_weight, check_targets, check_Y
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _NO_NORMS = np.empty(0)
@@ -146,17 +146,17 @@ def _finite_sum(values):
         return np.isfinite(values.sum())
 
 
-def _check_predict_operands(X, dtype):
-    """Raise the TypeError scikit-learn's predict meets in its matrix product,
-    with NumPy's or Python's own words, for a validated X that a cast to
-    `dtype` would instead turn into numbers: datetime64 and timedelta64
-    values (their counts of days or seconds), and an object array (what
-    validation leaves of a list holding None) holding anything but real
-    numbers (None would become NaN). An object array of real numbers is cast
-    and checked finite, as validation checks any other X (a float infinity
-    among Fractions would pass unchecked)."""
+def _numeric_operands(X, dtype):
+    """X as predict's products may take it, or the TypeError scikit-learn's
+    predict meets in its matrix product, with NumPy's or Python's own words,
+    for a validated X that a cast to `dtype` would instead turn into numbers:
+    datetime64 and timedelta64 values (their counts of days or seconds), and
+    an object array (what validation leaves of a list holding None) holding
+    anything but real numbers (None would become NaN). An object array of
+    real numbers comes back cast, checked finite as validation checks any
+    other X (a float infinity among Fractions would pass unchecked)."""
     if sp.issparse(X):
-        return
+        return X
     if X.dtype.kind in "mM":
         try:
             np.matmul(X[:1], np.zeros((X.shape[1], 1), dtype=dtype))
@@ -170,7 +170,9 @@ def _check_predict_operands(X, dtype):
                 except TypeError as error:
                     raise TypeError(f"{error}: X holds {value!r}, not a number.") from None
                 raise TypeError(f"X holds {value!r}, not a real number.")
-        assert_all_finite(X.astype(dtype), input_name="X")
+        X = X.astype(dtype)
+        assert_all_finite(X, input_name="X")
+    return X
 
 
 def _check_alpha(alpha, coefs, sample_weight):
@@ -757,7 +759,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         units, _, params = self._packed_parameters(X.shape[1])
         if check_input and not plain:
-            _check_predict_operands(X, params.dtype)
+            X = _numeric_operands(X, params.dtype)
         act, out, _ = self._codes()
         if not (self.n_threads is None or type(self.n_threads) is int and self.n_threads >= 1):
             # What fit says of it, set_params having taken it unchecked.
@@ -775,10 +777,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             # validation names the NaN or infinity in its own words (raised outside
             # the except clause, so that its message comes alone).
             validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        # X is finite, so a value of it overflowed when cast to the dtype of coefs_
-        # (or, held in an object array as Python numbers, was never checked).
+        # X is finite, so a value of it overflowed when cast to the dtype of coefs_.
         _check_cast_input(X, params.dtype)
-        assert_all_finite(np.asarray(X, dtype=params.dtype), input_name="X")
         # Only scikit-learn's assume_finite=True passes those checks: its predict
         # then carries the NaN and infinities through the network, as the
         # vectorized backend does, in the same NumPy products.
@@ -1370,8 +1370,7 @@ n_iter_, n_layers_, n_outputs_, out_activation_, n_threads_, gradient_norms_
         return "exp" if self.loss == "poisson" else "identity"
 
     def _check_targets(self, y):
-        if self.loss == "poisson" and (y < 0).any():
-            raise ValueError("The poisson loss needs non-negative targets; y contains negative values.")
+        check_targets(self.loss, y, "y")
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)

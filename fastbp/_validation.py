@@ -51,6 +51,17 @@ def check_positive(name, value, strict):
         raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value!r}.")
 
 
+def check_targets(loss, Y, name):
+    """Raise for targets the loss is not defined at, where it would come out
+    NaN (poisson, a negative target) or negative (log_loss, a target outside
+    [0, 1], the class probabilities it takes), silently."""
+    if loss == "poisson" and (Y < 0).any():
+        raise ValueError(f"The poisson loss needs non-negative targets; {name} contains negative values.")
+    if loss == "log_loss" and ((Y < 0) | (Y > 1)).any():
+        raise ValueError(f"The log_loss needs targets in [0, 1] (class probabilities); {name} holds values "
+                         "outside it.")
+
+
 def training_dtype(X):
     """X's dtype if it is float32 or float64, float64 for anything else."""
     dtype = getattr(X, "dtype", None)
