@@ -3,6 +3,7 @@
 
 import time
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +48,11 @@ def warmup(dtypes=("float64", "float32")):
 
     if isinstance(dtypes, (str, type, np.dtype)):
         dtypes = (dtypes,)
+    elif isinstance(dtypes, Iterable):
+        dtypes = tuple(dtypes)
+    # NumPy reads None as float64: here it is more likely a default left unset than a choice.
+    if not isinstance(dtypes, tuple) or any(name is None for name in dtypes):
+        raise TypeError(f"dtypes should be a dtype, its name, or a tuple of them; got {dtypes!r}.")
     trained = []
     for name in dtypes:
         dtype = training_dtype(np.empty(0, dtype=np.dtype(name)))

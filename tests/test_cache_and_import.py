@@ -345,6 +345,21 @@ def test_warmup_compiles_or_loads_what_dense_csr_and_dropout_fits_use(tmp_path):
     assert _run(AFTER_WARMUP, _cache_env(cache_dir), tmp_path) == []
 
 
+@pytest.mark.parametrize("dtypes", [None, 5, ("float64", None)])
+def test_warmup_names_a_dtypes_argument_it_cannot_read(dtypes):
+    """None would read as float64 to NumPy, an int as not iterable to Python."""
+    import fastbp
+
+    with pytest.raises(TypeError, match=r"dtypes should be a dtype, its name, or a tuple of them; got "):
+        fastbp.warmup(dtypes)
+
+
+def test_warmup_takes_dtypes_from_any_iterable():
+    import fastbp
+
+    assert sorted(fastbp.warmup(name for name in ["float32", "float64"])) == ["float32", "float64"]
+
+
 # A cold first fit in a fresh process: its weights, and whether each entry
 # point was compiled there or loaded from the cache, as JSON.
 COLD_FIT = """
