@@ -175,6 +175,10 @@ def _numeric_operands(X, dtype):
     return X
 
 
+_SK_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values and "
+                  "need to be preprocessed.")
+
+
 def _check_alpha(alpha, coefs, sample_weight):
     """Reject an alpha whose L2 term overflows the training dtype at the
     starting weights. Adam's second moment squares the penalty's gradient
@@ -188,14 +192,15 @@ def _check_alpha(alpha, coefs, sample_weight):
     # overflow warning).
     largest = float(np.finfo(dtype).max)
     if (float(alpha) if isinstance(alpha, np.floating) else alpha) <= largest:
-        squares = sum(np.square(c, dtype=np.float64).sum() for c in coefs)
         with np.errstate(over="ignore"):
+            squares = sum(np.square(c, dtype=np.float64).sum() for c in coefs)
             scale = np.float64(alpha) / np.sum(sample_weight, dtype=np.float64)
             if scale * scale * squares <= largest:
                 return
     raise ValueError(
         f"alpha={alpha!r} is too large: the L2 penalty's gradient, alpha * coefs_ / sum(sample_weight), "
-        f"overflows {dtype} once squared, as the solvers square it. Use a smaller alpha."
+        f"overflows {dtype} once squared, as the solvers square it. Use a smaller alpha (or, continuing from "
+        f"assigned weights, smaller ones: the largest |coefs_| is {max(float(np.abs(c).max()) for c in coefs):.3g})."
     )
 
 
@@ -216,6 +221,10 @@ def _check_batch_weights(sample_weight, rows, batch_size):
             f"{'...' if stop - start > 5 else ''} of X) has sample weights (sample_weight, times class_weight if "
             "given) summing to zero. Give weight to some of its rows, or use a larger batch_size."
         )
+
+
+# The parameters scikit-learn's MLP does not have.
+_OWN_PARAMETERS = ("backend", "n_threads", "record_gradient_norms", "dropout", "class_weight")
 
 
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
@@ -302,6 +311,16 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
+    def _check_own_params(self, names=_OWN_PARAMETERS):
+        """What fit says of fastbp's own parameters `names`, set_params having
+        taken them unchecked, where scikit-learn's rules check none: its
+        partial_fit of a fitted model checks no parameter, and its predict
+        reads none of these."""
+        constraints = {name: self._parameter_constraints[name] for name in names
+                       if name in self._parameter_constraints}
+        validate_parameter_constraints(constraints, {name: getattr(self, name) for name in constraints},
+                                       caller_name=type(self).__name__)
+
     def _bind_params(self, units, dtype):
         """Rebuild the flat buffer from coefs_/intercepts_ and make them views of it."""
         self._params = pack(self.coefs_, self.intercepts_, dtype)
@@ -335,12 +354,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     used = self._fit_validated(X, y, sample_weight, incremental, hidden_layer_sizes, fit_task,
                                                threads)
                     self.n_threads_ = threads if used is None else used
+                # A callback that raises here fails the fit, as in any epoch.
+                fit_task.end()
             except BaseException:
                 # A diverged or interrupted fit must not lose the model the user had.
                 self.__dict__.clear()
                 self.__dict__.update(previous_state)
                 raise
-        fit_task.end()
         return self
 
     def _fit_validated(self, X, y, sample_weight, incremental, hidden_layer_sizes, fit_task, threads):
@@ -380,6 +400,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     "back, or set warm_start=False (or fit a clone) to train another architecture.") from None
             if self.solver in _STOCHASTIC_SOLVERS:
                 dtype = model_dtype
+            if not all(np.isfinite(w).all() for w in list(self.coefs_) + list(self.intercepts_)):
+                # scikit-learn trains on, to this message at the end; the penalty check below would blame alpha.
+                raise ValueError(
+                    f"{_SK_NON_FINITE} The weights this warm start or partial_fit continues from, coefs_ and "
+                    "intercepts_, already hold NaN or infinity: assign finite ones, or set warm_start=False (or "
+                    "fit a clone) to start afresh. The estimator keeps the state it had before this fit."
+                )
         units = np.asarray(layer_units, dtype=np.int64)
         self._bind_params(units, dtype)
         _check_cast_input(X, dtype)
@@ -396,9 +423,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain large values and "
-                "need to be preprocessed. The fit diverged: try a smaller learning_rate_init, or scale the "
-                "input data (e.g. with StandardScaler). The estimator keeps the state it had before this fit."
+                f"{_SK_NON_FINITE} The fit diverged: try a smaller learning_rate_init, or scale the input data "
+                "(e.g. with StandardScaler). The estimator keeps the state it had before this fit."
             )
         return used
 
@@ -760,11 +786,11 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         units, _, params = self._packed_parameters(X.shape[1])
         if check_input and not plain:
             X = _numeric_operands(X, params.dtype)
-        act, out, _ = self._codes()
-        if not (self.n_threads is None or type(self.n_threads) is int and self.n_threads >= 1):
-            # What fit says of it, set_params having taken it unchecked.
-            validate_parameter_constraints({"n_threads": self._parameter_constraints["n_threads"]},
-                                           {"n_threads": self.n_threads}, caller_name=type(self).__name__)
+        # The fitted output activation, not loss: scikit-learn's predict reads no loss set since the fit.
+        act, out = ACTIVATION_CODES[self.activation], ACTIVATION_CODES[self.out_activation_]
+        if not (type(self.backend) is str and self.backend in BACKENDS
+                and (self.n_threads is None or type(self.n_threads) is int and self.n_threads >= 1)):
+            self._check_own_params(("backend", "n_threads"))
         if check_input and (sp.issparse(X) or self.backend != "loop"):
             # Only the loop backend's dense pass checks its input as cast, row by row.
             _check_cast_input(X, params.dtype)
@@ -1243,6 +1269,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self : object
             The updated model.
         """
+        self._check_own_params()
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             # As SGDClassifier: one chunk's class frequencies are not the data's.
             raise ValueError(
@@ -1412,4 +1439,5 @@ n_iter_, n_layers_, n_outputs_, out_activation_, n_threads_, gradient_norms_
         self : object
             The updated model.
         """
+        self._check_own_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)

@@ -209,6 +209,27 @@ def test_failed_fit_keeps_its_callbacks_and_tears_them_down(data):
     assert not hasattr(clf, "_callback_fit_ctx")
 
 
+def test_a_callback_failing_at_the_fits_end_keeps_the_previous_model(data):
+    """The root task's end hook runs after the last epoch; when it raises, the
+    fit fails, and fails as any epoch's failure does: the model of before."""
+    X, y = data
+
+    class FailingAtEnd(Recorder):
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+            if context.task_name not in EPOCH_TASKS:
+                raise RuntimeError("end hook failed")
+            return super().on_fit_task_end(estimator, context, fitted_estimator=fitted_estimator)
+
+    clf = fit_quietly(MLPClassifier((8,), max_iter=2, warm_start=True, random_state=0), X, y)
+    coefs, curve, t = [c.copy() for c in clf.coefs_], list(clf.loss_curve_), clf.t_
+    clf.set_callbacks(FailingAtEnd())
+    with pytest.raises(RuntimeError, match="end hook failed"):
+        fit_quietly(clf, X, y)
+    for got, want in zip(clf.coefs_, coefs):
+        np.testing.assert_array_equal(got, want)
+    assert clf.loss_curve_ == curve and clf.t_ == t
+
+
 @pytest.fixture
 def without_sklearn_callback(monkeypatch):
     """fastbp's modules as imported where scikit-learn has no sklearn.callback,

@@ -117,6 +117,48 @@ def test_invalid_fastbp_params_raise(cls, bad, clf_data, reg_data):
     assert not hasattr(est, "coefs_")
 
 
+@pytest.mark.parametrize("bad", [dict(backend="gpu"), dict(backend=["loop"]), dict(n_threads=0)],
+                         ids=lambda d: "-".join(map(str, d.items())))
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_invalid_fastbp_params_set_after_fit_raise_in_predict(cls, bad, clf_data, reg_data):
+    """set_params takes them unchecked; predict names them as fit would (a bare KeyError before)."""
+    X, y = _data_for(cls, clf_data, reg_data)
+    est = cls(**FAST).fit(X, y).set_params(**bad)
+    with pytest.raises(InvalidParameterError, match=f"The '{next(iter(bad))}' parameter of {cls.__name__} must be"):
+        est.predict(X)
+
+
+@pytest.mark.parametrize("loss", ["foo", "poisson"])
+def test_regressor_predict_reads_the_fitted_output_activation_not_loss(loss, reg_data):
+    """scikit-learn's predict ignores a loss set after the fit: its output layer is out_activation_."""
+    X, y = reg_data
+    ours = MLPRegressor(**FAST).fit(X, y)
+    theirs = SkMLPRegressor(**FAST).fit(X, y)
+    want = ours.predict(X)
+    np.testing.assert_allclose(want, theirs.predict(X), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(ours.set_params(loss=loss).predict(X), want)
+    np.testing.assert_array_equal(theirs.set_params(loss=loss).predict(X), theirs.set_params(loss="squared_error")
+                                  .predict(X))
+
+
+@pytest.mark.parametrize("bad", [dict(dropout=1.0), dict(dropout=-0.5), dict(dropout=float("nan")),
+                                 dict(dropout="x"), dict(backend="gpu"), dict(record_gradient_norms="yes"),
+                                 dict(class_weight="weird")],
+                         ids=lambda d: "-".join(map(str, d.items())))
+def test_partial_fit_of_a_fitted_model_checks_fastbps_own_params(bad, clf_data):
+    """scikit-learn's partial_fit checks no parameter of a fitted model; its
+    own, fastbp's are checked (dropout=1.0 trained silently with every hidden
+    unit dropped, -0.5 failed on an internal size check)."""
+    X, y = clf_data
+    est = MLPClassifier(**FAST).partial_fit(X, y, classes=[0, 1, 2])
+    saved, t = snapshot(est), est.t_
+    est.set_params(**bad)
+    with pytest.raises(InvalidParameterError, match=f"The '{next(iter(bad))}' parameter of MLPClassifier must be"):
+        est.partial_fit(X, y)
+    assert_weights_equal(est, saved)
+    assert est.t_ == t
+
+
 def test_invalid_regressor_loss(reg_data):
     X, y = reg_data
     with pytest.raises(InvalidParameterError):
@@ -484,6 +526,34 @@ def test_diverging_partial_fit_keeps_previous_model():
         est.partial_fit(X * 1e6, y * 1e12)
     assert_weights_equal(est, saved)
     assert est.loss_curve_ == curve
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_non_finite_assigned_weights_get_sklearns_message_not_alphas(how, value, clf_data):
+    """scikit-learn trains on from NaN weights to its non-finite message; the
+    penalty check blamed alpha. The model is left as it was."""
+    X, y = clf_data
+    est = MLPClassifier(warm_start=how == "warm_start", **FAST).fit(X, y)
+    est.coefs_[0][0, 0] = value
+    est.intercepts_[-1][0] = 1.0
+    saved = snapshot(est)
+    with pytest.raises(ValueError, match=NON_FINITE + ".*already hold NaN or infinity") as error:
+        est.partial_fit(X, y) if how == "partial_fit" else est.fit(X, y)
+    assert "alpha" not in str(error.value)
+    for got, want in zip(weights(est), saved):
+        np.testing.assert_array_equal(got, want)  # NaN where it was
+
+
+def test_alpha_check_names_the_largest_assigned_weight(clf_data):
+    """Without NumPy's overflow warning on the way (an error under -W error)."""
+    X, y = clf_data
+    est = MLPClassifier(**FAST).fit(X, y)
+    est.coefs_[0][0, 0] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"alpha=0.0001 is too large.*the largest \|coefs_\| is 1e\+300"):
+            est.partial_fit(X, y)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
