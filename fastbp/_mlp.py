@@ -322,7 +322,14 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                                        caller_name=type(self).__name__)
 
     def _bind_params(self, units, dtype):
-        """Rebuild the flat buffer from coefs_/intercepts_ and make them views of it."""
+        """Rebuild the flat buffer from coefs_/intercepts_ and make them views of
+        it, unless they are its views already: a warm start or partial_fit then
+        trains the very arrays of coefs_ in place, as scikit-learn's sgd and
+        adam do, and a reference a user took to one follows the training."""
+        params = self.__dict__.get("_params")
+        if (params is not None and params.dtype == dtype and params.flags.writeable
+                and views_of(params, self.coefs_, self.intercepts_)):
+            return
         self._params = pack(self.coefs_, self.intercepts_, dtype)
         self.coefs_, self.intercepts_ = unpack(self._params, units)
 

@@ -235,6 +235,22 @@ def test_warm_start_after_unpickling_continues_the_same(solver, clf_data):
     assert rel_diff(weights(back), weights(first)) > 1e-6
 
 
+@pytest.mark.parametrize("call", ["partial_fit", "warm_start"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_held_weight_arrays_follow_the_training_as_in_sklearn(solver, call, clf_data):
+    """scikit-learn's sgd and adam update coefs_ in place: W = coefs_[0] taken
+    before a partial_fit or warm start holds the weights after it."""
+    X, y = clf_data
+    params = dict(FAST, solver=solver, warm_start=call == "warm_start")
+    for cls in (MLPClassifier, SkMLPClassifier):
+        est = cls(**params).fit(X, y)
+        held_list, held, before = est.coefs_, est.coefs_ + est.intercepts_, [w.copy() for w in weights(est)]
+        est.partial_fit(X, y) if call == "partial_fit" else est.fit(X, y)
+        assert est.coefs_ is held_list, cls
+        assert all(w is h for w, h in zip(weights(est), held)), cls
+        assert rel_diff(held, before) > 1e-6, cls
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_assigned_coefs_are_used_like_sklearn(solver, clf_data):
     """A user assigning coefs_ / intercepts_ changes predict and the warm-started fit."""
