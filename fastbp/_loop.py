@@ -104,9 +104,12 @@ def input_arrays(X, dtype):
     arrays with an empty (0, 0) X."""
     no_index = np.empty(0, dtype=np.int64)
     if sp.issparse(X):
+        if X.format != "csr":
+            # Before scipy's conversion reads them; a CSR's are checked below, as the kernels take them.
+            check_sparse_structure(X)
         X = X if X.format == "csr" and X.dtype == dtype else sp.csr_matrix(X, dtype=dtype)
         indices, indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
-        _check_csr(indices, indptr, X.data.shape[0], X.shape)
+        _check_compressed(indices, indptr, X.data.shape[0], X.shape[0], X.shape[1], "csr")
         if not X.has_sorted_indices:
             # Sorted, each row is summed in the order of the dense input's columns.
             X = X.sorted_indices()
@@ -123,22 +126,50 @@ def input_arrays(X, dtype):
     return Inputs(X, np.empty(0, dtype=dtype), no_index, no_index)
 
 
-def _check_csr(indices, indptr, n_data, shape):
-    """Raise ValueError unless the CSR arrays index only inside themselves and
-    the matrix: the kernels index with them unchecked, so a column index out
-    of range or a decreasing indptr would be an out-of-bounds access. What
-    scipy's check_format(full_check=True) checks of them, in a few vectorized
-    passes (that method costs more than predicting a few rows)."""
-    n_rows, n_cols = shape
+def _check_compressed(indices, indptr, n_data, n_major, n_minor, fmt):
+    """Raise ValueError unless a compressed matrix's arrays (CSR: rows major,
+    columns minor; CSC the other way; BSR by blocks) index only inside
+    themselves and the matrix. What scipy's check_format(full_check=True)
+    checks of them, in a few vectorized passes (that method costs more than
+    predicting a few rows)."""
     nnz = int(indptr[-1]) if indptr.shape[0] else 0
-    if indptr.shape[0] != n_rows + 1 or indptr[0] != 0 or nnz > min(indices.shape[0], n_data):
-        raise ValueError(f"Malformed CSR input: index pointer array of length {indptr.shape[0]} starting at "
-                         f"{indptr[:1].tolist()} and ending at {nnz}, for {n_rows} rows, {indices.shape[0]} "
-                         f"indices and {n_data} values.")
+    if indptr.shape[0] != n_major + 1 or indptr[0] != 0 or nnz > min(indices.shape[0], n_data):
+        raise ValueError(f"Malformed {fmt.upper()} input: index pointer array of length {indptr.shape[0]} starting "
+                         f"at {indptr[:1].tolist()} and ending at {nnz}, for {n_major} "
+                         f"{_MAJOR_AXIS[fmt]}, {indices.shape[0]} indices and {n_data} values.")
     if (indptr[1:] < indptr[:-1]).any():
-        raise ValueError("Malformed CSR input: index pointer array is not non-decreasing.")
-    if nnz and (indices[:nnz].min() < 0 or indices[:nnz].max() >= n_cols):
-        raise ValueError(f"Malformed CSR input: column indices out of range [0, {n_cols}).")
+        raise ValueError(f"Malformed {fmt.upper()} input: index pointer array is not non-decreasing.")
+    if nnz and (indices[:nnz].min() < 0 or indices[:nnz].max() >= n_minor):
+        raise ValueError(f"Malformed {fmt.upper()} input: {_MINOR_AXIS[fmt]} indices out of range [0, {n_minor}).")
+
+
+_MAJOR_AXIS = {"csr": "rows", "csc": "columns", "bsr": "block rows"}
+_MINOR_AXIS = {"csr": "column", "csc": "row", "bsr": "block column"}
+
+
+def check_sparse_structure(X):
+    """Raise ValueError unless the index arrays of a CSR, CSC, BSR or COO
+    matrix X point inside it: the kernels, and scipy's own conversions,
+    slices and products, index with them unchecked in compiled code, where an
+    index out of range (set by hand, or read from a damaged file) is an
+    out-of-bounds access, not an error (a segfault in the trials, or a
+    corrupted heap). The other formats hold Python containers or dense
+    arrays."""
+    fmt = X.format
+    if fmt in ("csr", "csc", "bsr"):
+        n_major, n_minor = X.shape if fmt != "csc" else X.shape[::-1]
+        if fmt == "bsr":
+            rows, cols = X.blocksize
+            n_major, n_minor = n_major // rows, n_minor // cols
+        _check_compressed(X.indices, X.indptr, X.data.shape[0], n_major, n_minor, fmt)
+    elif fmt == "coo":
+        n_rows, n_cols = X.shape
+        row, col = X.row, X.col
+        if not row.shape == col.shape == X.data.shape:
+            raise ValueError(f"Malformed COO input: {row.shape[0]} row indices, {col.shape[0]} column indices and "
+                             f"{X.data.shape[0]} values.")
+        if row.shape[0] and (row.min() < 0 or row.max() >= n_rows or col.min() < 0 or col.max() >= n_cols):
+            raise ValueError(f"Malformed COO input: indices out of range for shape {X.shape}.")
 
 
 def n_samples_of(inputs):
@@ -1114,6 +1145,9 @@ def predict(params, units, X, act_code, out_code, n_threads):
     dtype = params.dtype
     n_samples = X.shape[0]
     output = np.empty((n_samples, int(units[-1])), dtype=dtype)
+    if sp.issparse(X) and (X.format != "csr" or n_samples > PREDICT_CHUNK):
+        # Before scipy converts or slices it (a single CSR chunk is checked as the kernels take it).
+        check_sparse_structure(X)
     if sp.issparse(X) and (X.format != "csr" or X.dtype != dtype):
         # Converted once: each chunk is a row slice of it, and scipy slices no
         # matrix of a byte order other than the machine's.

@@ -34,7 +34,7 @@ from ._callbacks import CallbackSupportMixin
 from ._dropout import epoch_key
 from ._backends import BACKENDS
 from ._functional import loss_value
-from ._loop import NonFiniteInputError, layer_rows
+from ._loop import NonFiniteInputError, check_sparse_structure, layer_rows
 from ._interrupt import deferred_interrupt
 from ._labels import binarize, fit_labels, labels_of
 from ._losses import LOSS_CODES, SQUARED_ERROR
@@ -374,6 +374,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         """The fit proper, on at most `threads` threads; returns the thread count its epochs
         ran on most (None where that is `threads` throughout)."""
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if sp.issparse(X):
+            check_sparse_structure(X)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
@@ -789,6 +791,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _forward_pass_fast(self, X, check_input=True):
         plain = check_input and self._plain_input(X)
         if check_input and not plain:
+            if sp.issparse(X):
+                # Before scikit-learn's validation converts it (a plain one is checked before its pass).
+                check_sparse_structure(X)
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         units, _, params = self._packed_parameters(X.shape[1])
         if check_input and not plain:

@@ -94,6 +94,48 @@ def test_malformed_csr_is_rejected_before_compiled_code():
         model.fit(X, [0, 1, 0, 1])
 
 
+def _damaged(fmt, how, n_rows=40):
+    """A (n_rows, 6) matrix of format fmt whose index arrays point outside it, as
+    one built by hand or read from a damaged file can: each of these crashed
+    the process (segfault, or a corrupted heap) inside scipy's conversions or
+    products before it was checked, on the vectorized backend or for CSC and COO."""
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(n_rows, 6)) * (rng.random((n_rows, 6)) < 0.5)
+    dense[:, 0] = 1.0
+    X = sp.csr_matrix(dense).asformat(fmt) if fmt != "bsr" else sp.bsr_matrix(dense, blocksize=(2, 2))
+    if fmt == "coo":
+        (X.row if how == "row" else X.col)[-1] = 10**6 if how == "row" else -1
+    elif how == "indptr":
+        X.indptr[n_rows // 2] = X.indptr[-1]
+    else:
+        X.indices[-1] = {"high": 10**6, "low": -1}[how]
+    return X
+
+
+DAMAGED = [("csr", "high"), ("csr", "low"), ("csr", "indptr"), ("csc", "high"), ("csc", "low"),
+           ("coo", "row"), ("coo", "col"), ("bsr", "high")]
+
+
+@pytest.mark.parametrize("fmt, how", DAMAGED, ids=["-".join(case) for case in DAMAGED])
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_damaged_sparse_index_arrays_are_refused_before_any_compiled_code(fmt, how, backend):
+    y = np.arange(40) % 2
+    model = MLPClassifier((3,), max_iter=2, random_state=0, backend=backend).fit(np.ones((40, 6)), y)
+    message = f"Malformed {fmt.upper()} input"
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier((3,), max_iter=2, random_state=0, backend=backend).fit(_damaged(fmt, how), y)
+    with pytest.raises(ValueError, match=message):
+        model.partial_fit(_damaged(fmt, how), y)
+    with pytest.raises(ValueError, match=message):
+        model.predict_proba(_damaged(fmt, how))
+
+
+def test_a_damaged_csr_matrix_of_many_chunks_is_refused_before_it_is_sliced():
+    model = MLPClassifier((3,), max_iter=2, random_state=0).fit(np.ones((40, 6)), np.arange(40) % 2)
+    with pytest.raises(ValueError, match="Malformed CSR input: column indices out of range"):
+        model.predict_proba(_damaged("csr", "high", n_rows=5000))
+
+
 # ------------------------------------------------------ assigned parameters
 
 IRIS_X, IRIS_Y = load_iris(return_X_y=True)
