@@ -38,7 +38,8 @@ from ._activations import ACTIVATION_CODES, SOFTMAX, activate_rows, multiply_der
 from ._cache import njit
 from ._config import ENTRY_JIT, JIT
 from ._params import coef_start, coef_view, intercept_view, pack
-from ._validation import check_names, check_network, check_option, check_X, training_dtype
+from ._validation import (check_cast_input, check_model_parameters, check_names, check_network, check_option,
+                          check_X, training_dtype)
 
 MODES = ("forward", "reverse")
 
@@ -166,7 +167,10 @@ def _estimator_network(model, X):
     X = validate_data(model, X, accept_sparse=["csr", "csc"], reset=False)
     if sp.issparse(X):
         X = X.toarray()
-    dtype = model.coefs_[0].dtype
+    # Weights as predict takes them, checked whole: float32 when all are, else
+    # float64 (integer, bool or float16 weights, or float32 beside float64).
+    _, dtype = check_model_parameters(model.coefs_, model.intercepts_, model.n_layers_, X.shape[1], model.n_outputs_)
+    check_cast_input(X, dtype)
     # predict_proba of a classifier with one logistic output returns [1 − p, p].
     binary = is_classifier(model) and model.n_outputs_ == 1
     return model.coefs_, model.intercepts_, model.activation, model.out_activation_, np.asarray(X, dtype), binary

@@ -119,7 +119,7 @@ def input_arrays(X, dtype):
     if X.dtype != dtype:
         # A value beyond dtype's range becomes an infinity, which the forward
         # pass flags for its caller to name as scikit-learn does (see
-        # _mlp._check_cast_input): NumPy's overflow warning would come first.
+        # _validation.check_cast_input): NumPy's overflow warning would come first.
         with np.errstate(over="ignore"):
             X = X.astype(dtype, order="C")
     X = np.require(X, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])

@@ -41,7 +41,7 @@ from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack, views_of
 from ._threads import ThreadGovernor, thread_limits
-from ._validation import check_model_parameters, check_sample_weight, check_targets, check_Y
+from ._validation import check_cast_input, check_model_parameters, check_sample_weight, check_targets, check_Y
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _NO_NORMS = np.empty(0)
@@ -120,22 +120,6 @@ def _cast_targets(y, dtype):
             f"values beyond the range of {dtype}, in which the model trains. Scale y."
         )
     return Y
-
-
-def _check_cast_input(X, dtype):
-    """Raise scikit-learn's ValueError naming `dtype` when X, finite in its own
-    dtype (validated, or plain), holds a value beyond dtype's range: the cast
-    to the dtype the model computes in (float64 X for float32 weights, or
-    longdouble X) would make it an infinity. Only a narrowing cast looks at
-    the values (their largest magnitude, cast alone)."""
-    values = X.data if sp.issparse(X) else X
-    if values.dtype.kind != "f" or values.dtype.itemsize <= dtype.itemsize or values.size == 0:
-        return
-    with np.errstate(over="ignore"):
-        if np.isfinite(dtype.type(max(values.max(), -values.min()))):
-            return
-        cast = values.astype(dtype)
-    assert_all_finite(cast, input_name="X")
 
 
 def _finite_sum(values):
@@ -418,7 +402,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 )
         units = np.asarray(layer_units, dtype=np.int64)
         self._bind_params(units, dtype)
-        _check_cast_input(X, dtype)
+        check_cast_input(X, dtype)
         # Writeable C arrays: a read-only or strided y or sample_weight would be a new compiled specialization.
         Y = _cast_targets(y, dtype)
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
@@ -805,7 +789,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self._check_own_params(("backend", "n_threads"))
         if check_input and (sp.issparse(X) or self.backend != "loop"):
             # Only the loop backend's dense pass checks its input as cast, row by row.
-            _check_cast_input(X, params.dtype)
+            check_cast_input(X, params.dtype)
         try:
             return BACKENDS[self.backend].predict(params, units, X, act, out, self.n_threads)
         except NonFiniteInputError:
@@ -816,7 +800,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             # the except clause, so that its message comes alone).
             validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         # X is finite, so a value of it overflowed when cast to the dtype of coefs_.
-        _check_cast_input(X, params.dtype)
+        check_cast_input(X, params.dtype)
         # Only scikit-learn's assume_finite=True passes those checks: its predict
         # then carries the NaN and infinities through the network, as the
         # vectorized backend does, in the same NumPy products.

@@ -9,6 +9,7 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.validation import assert_all_finite
 
 from ._activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ._backends import BACKENDS
@@ -60,6 +61,22 @@ def check_targets(loss, Y, name):
     if loss == "log_loss" and ((Y < 0) | (Y > 1)).any():
         raise ValueError(f"The log_loss needs targets in [0, 1] (class probabilities); {name} holds values "
                          "outside it.")
+
+
+def check_cast_input(X, dtype):
+    """Raise scikit-learn's ValueError naming `dtype` when X, finite in its own
+    dtype (validated, or plain), holds a value beyond dtype's range: the cast
+    to the dtype the model computes in (float64 X for float32 weights, or
+    longdouble X) would make it an infinity. Only a narrowing cast looks at
+    the values (their largest magnitude, cast alone)."""
+    values = X.data if sp.issparse(X) else X
+    if values.dtype.kind != "f" or values.dtype.itemsize <= dtype.itemsize or values.size == 0:
+        return
+    with np.errstate(over="ignore"):
+        if np.isfinite(dtype.type(max(values.max(), -values.min()))):
+            return
+        cast = values.astype(dtype)
+    assert_all_finite(cast, input_name="X")
 
 
 def training_dtype(X):

@@ -2,6 +2,8 @@
 per output) give the same ∂output/∂input, and both match central differences of the
 estimator's own predict_proba / predict, or of fastbp.forward."""
 
+import copy
+import re
 import warnings
 
 import numpy as np
@@ -153,6 +155,44 @@ def test_float32_estimator_gives_float32_jacobian():
     J = fastbp.jacobian(model, X[:4], mode="forward")
     assert J.dtype == np.float32
     assert rel_err(J, fastbp.jacobian(model, X[:4], mode="reverse")) < 1e-5
+
+
+@pytest.mark.parametrize("kind", [np.int64, np.bool_, np.float16, "mixed"])
+def test_assigned_weights_of_other_dtypes_differentiate_in_float64_as_predict_computes(kind):
+    """The dtype was coefs_[0]'s: integer weights gave an integer Jacobian
+    (X truncated), bool ones a Numba typing error, float16 NotImplementedError."""
+    model = copy.deepcopy(_fitted("multiclass", "tanh"))
+    X = np.random.default_rng(1).normal(size=(3, N_FEATURES))
+    weights = {np.float16: model.coefs_, np.bool_: [c > 0 for c in model.coefs_]}.get(
+        kind, [np.sign(c) for c in model.coefs_])
+    if kind == "mixed":
+        model.coefs_ = [weights[0].astype(np.float32)] + [w.astype(np.float64) for w in weights[1:]]
+    else:
+        model.coefs_ = [w.astype(kind) for w in weights]
+    want = _central_differences(model.predict_proba, X)
+    J = fastbp.jacobian(model, X)
+    assert J.dtype == model.predict_proba(X).dtype == np.float64
+    assert rel_err(J, want) < 1e-6
+
+
+def test_assigned_weights_predict_refuses_are_refused_alike():
+    model = copy.deepcopy(_fitted("multiclass", "relu"))
+    model.coefs_ = model.coefs_[:-1] + [model.coefs_[-1][:, :2]]
+    X = np.zeros((2, N_FEATURES))
+    with pytest.raises(ValueError, match=r"coefs_\[2\] has shape") as refused:
+        model.predict_proba(X)
+    with pytest.raises(ValueError, match=re.escape(str(refused.value))):
+        fastbp.jacobian(model, X)
+
+
+def test_float32_estimator_names_an_input_beyond_float32_as_predict_does():
+    X, y = _data("multiclass", np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=0).fit(X.astype(np.float32), y)
+    with pytest.raises(ValueError, match=re.escape("Input X contains infinity or a value too large for "
+                                                   "dtype('float32')")):
+        fastbp.jacobian(model, np.full((1, N_FEATURES), 1e300))
 
 
 def test_scikit_learn_estimator_matches_its_own_predict_proba():
