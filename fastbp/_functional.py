@@ -93,6 +93,9 @@ def _prepare_training(coefs, intercepts, X, Y, activation, out_activation, loss,
     check_option("loss", loss, tuple(LOSS_CODES))
     units, params, X = _prepare(coefs, intercepts, X, activation, out_activation, loss, backend)
     check_positive("alpha", alpha, strict=False)
+    if float(alpha) > float(np.finfo(X.dtype).max):
+        raise ValueError(f"alpha={alpha!r} is beyond the range of {X.dtype}, the dtype of X the loss is computed "
+                         "in; use a smaller alpha.")
     Y = check_Y(Y, X.shape[0], units[-1], X.dtype)
     check_targets(loss, Y, "Y")
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)

@@ -48,7 +48,11 @@ def check_positive(name, value, strict):
     """Raise unless value is a finite real number above 0 (strict) or at least 0."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {value!r}.")
-    if not (np.isfinite(value) and (value > 0 if strict else value >= 0)):
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float64, which np.isfinite cannot take either
+        number = float("inf")
+    if not (np.isfinite(number) and (number > 0 if strict else number >= 0)):
         raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value!r}.")
 
 
@@ -156,8 +160,14 @@ def check_sample_weight(sample_weight, n_samples, dtype):
         raise ValueError(f"sample_weight has shape {sw.shape}, expected ({n_samples},).")
     if (sw < 0).any():
         raise ValueError("sample_weight contains negative values.")
-    if not sw.sum() > 0:
+    with np.errstate(over="ignore"):
+        total = sw.sum()
+    if not total > 0:
         raise ValueError("sample_weight sums to zero; at least one sample must have a positive weight.")
+    # The loss and its gradients divide by the sum: an infinite one made them NaN, a subnormal one infinite.
+    if not (np.isfinite(total) and total >= np.finfo(sw.dtype).tiny):
+        raise ValueError(f"sample_weight sums to {float(total)!r} in {sw.dtype}, which the loss cannot be divided by; "
+                         "rescale the weights.")
     return sw
 
 

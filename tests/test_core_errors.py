@@ -71,7 +71,7 @@ def test_a_missing_loss_is_named(name):
 
 @pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
 @pytest.mark.parametrize("alpha, error", [("0.1", TypeError), (True, TypeError), (1j, TypeError),
-                                          (-1.0, ValueError), (np.inf, ValueError)])
+                                          (-1.0, ValueError), (np.inf, ValueError), (10**400, ValueError)])
 def test_alpha_other_than_a_finite_nonnegative_real_is_named(name, alpha, error):
     coefs, intercepts, X, Y, options = _problem()
     with pytest.raises(error, match=r"^alpha must be"):
@@ -190,6 +190,24 @@ def test_sample_weight_of_wrong_shape_raises(case, name):
                                 "2d": s[:, None]}[case]
     _raises(name, r"sample_weight", r"(?i)shape|1-?D\b|length|dimension",
             sample_weight=options["sample_weight"])
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+@pytest.mark.parametrize("weight", [1e308, 5e-324])
+def test_sample_weight_whose_sum_the_loss_cannot_divide_by_is_named(name, weight):
+    """Finite weights whose sum overflows gave a NaN loss and gradients; a
+    subnormal sum gave infinite gradients."""
+    _raises(name, r"sample_weight sums to", r"rescale", sample_weight=np.full(5, weight))
+
+
+@pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
+def test_alpha_beyond_float32_is_named_for_float32_input(name):
+    """Cast to float32 it was infinite: finite loss, gradients of -inf."""
+    coefs, intercepts, X, Y, options = _problem()
+    cast = [[a.astype(np.float32) for a in arrays] for arrays in (coefs, intercepts)]
+    with pytest.raises(ValueError, match=r"alpha=1e\+39 is beyond the range of float32"):
+        _call(name, *cast, X.astype(np.float32), Y.astype(np.float32), **dict(options, alpha=1e39))
+    _call(name, *cast, X.astype(np.float32), Y.astype(np.float32), **dict(options, alpha=1e3))
 
 
 @pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
