@@ -67,8 +67,10 @@ def to_sklearn(est):
     sk_est = sk_class(**copy.deepcopy(params))
     _copy_fitted(est, sk_est)
     optimizer = getattr(est, "_optimizer", None)
-    if optimizer is not None:
-        sk_est._optimizer = _optimizer_to_sklearn(optimizer, sk_est.coefs_ + sk_est.intercepts_)
+    weights = sk_est.coefs_ + sk_est.intercepts_
+    # A state left by weights of other shapes is dropped (see MLPClassifier.to_sklearn).
+    if optimizer is not None and optimizer.first.size == sum(w.size for w in weights):
+        sk_est._optimizer = _optimizer_to_sklearn(optimizer, weights)
     return sk_est
 
 

@@ -933,7 +933,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         and the same predictions. Any tool that knows scikit-learn's MLP (an
         ONNX converter, for instance) can take it. scikit-learn's MLP has no
         class_weight: training continued there is unweighted unless given
-        sample_weight.
+        sample_weight. An optimizer state that no longer fits the weights
+        (coefs_ replaced by arrays of other shapes, where this model's
+        partial_fit raises) is left out: there, partial_fit starts a new one.
 
         Returns
         -------

@@ -420,6 +420,24 @@ def test_partial_fit_after_to_sklearn_continues_as_fastbp(name, data):
     assert rel_diff(weights(est), weights(sk)) <= 1e-6
 
 
+def test_to_sklearn_after_weights_of_other_widths_leaves_the_stale_optimizer_state_out(data):
+    """It failed on reshaping the old state ('cannot reshape array of size 1');
+    the model predicts, and scikit-learn's partial_fit starts a new optimizer,
+    where fastbp's raises for the stale state."""
+    cls, X, y, params = _case("clf-adam", data)
+    est = cls(**params).fit(X, y)
+    rng = np.random.default_rng(0)
+    units = [X.shape[1], 7, 4, est.n_outputs_]
+    est.coefs_ = [rng.normal(size=shape) for shape in zip(units[:-1], units[1:])]
+    est.intercepts_ = [np.zeros(width) for width in units[1:]]
+    sk = est.to_sklearn()
+    assert not hasattr(sk, "_optimizer")
+    np.testing.assert_allclose(sk.predict_proba(X), est.predict_proba(X), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="The optimizer state holds"):
+        est.set_params(hidden_layer_sizes=(7, 4)).partial_fit(X, y)
+    sk.set_params(hidden_layer_sizes=(7, 4)).partial_fit(X, y)
+
+
 @pytest.mark.parametrize("name", ["clf-binary-early-stopping", "clf-lbfgs", "reg-adam"])
 def test_warm_start_after_from_sklearn_continues_as_sklearn(name, data):
     cls, X, y, params = _case(name, data)
