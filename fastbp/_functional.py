@@ -212,13 +212,19 @@ def check_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activatio
 
     numeric = np.empty(params.shape, dtype=np.float64)
     theta = params.copy()
-    for i in range(params.size):
-        theta[i] = params[i] + eps
-        plus = loss_at(theta)
-        theta[i] = params[i] - eps
-        minus = loss_at(theta)
-        theta[i] = params[i]
-        numeric[i] = (plus - minus) / (2 * eps)
+    # A loss that overflows is named below, not in NumPy's warnings first.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(params.size):
+            theta[i] = params[i] + eps
+            plus = loss_at(theta)
+            theta[i] = params[i] - eps
+            minus = loss_at(theta)
+            theta[i] = params[i]
+            numeric[i] = (plus - minus) / (2 * eps)
+    if not np.isfinite(numeric).all():
+        # Else the answer would be NaN, with only NumPy's warnings to say why.
+        raise ValueError(f"The central differences are not finite: the loss at θ ± eps (eps={eps!r}) overflowed "
+                         "for some parameter. Use a smaller eps (None takes the cube root of machine epsilon).")
     analytic_arrays = sum(unpack(grads, units), [])
     numeric_arrays = sum(unpack(numeric, units), [])
     return max(relative_error(a, b) for a, b in zip(analytic_arrays, numeric_arrays))

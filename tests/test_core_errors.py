@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +209,15 @@ def test_alpha_beyond_float32_is_named_for_float32_input(name):
     with pytest.raises(ValueError, match=r"alpha=1e\+39 is beyond the range of float32"):
         _call(name, *cast, X.astype(np.float32), Y.astype(np.float32), **dict(options, alpha=1e39))
     _call(name, *cast, X.astype(np.float32), Y.astype(np.float32), **dict(options, alpha=1e3))
+
+
+def test_check_gradients_names_a_step_that_makes_the_loss_overflow():
+    """The answer was NaN, with only NumPy's RuntimeWarnings (errors here) to say why."""
+    coefs, intercepts, X, Y, options = _problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"central differences are not finite.*eps=1e\+300"):
+            fastbp.check_gradients(coefs, intercepts, X, Y, **dict(options, eps=1e300))
 
 
 @pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])

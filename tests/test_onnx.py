@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -62,6 +62,13 @@ def test_poisson_regressor_is_refused_with_the_reason(digits):
     reg = fit_quietly(MLPRegressor(hidden_layer_sizes=(8,), loss="poisson", max_iter=5, random_state=0), X, y.astype(float))
     with pytest.raises(NotImplementedError, match="loss='poisson'"):
         skl2onnx.to_onnx(reg, X[:1])
+
+
+def test_an_unfitted_regressor_is_refused_as_not_fitted(digits):
+    """It failed on a missing out_activation_ in fastbp's converter (scikit-learn's too)."""
+    X, _ = digits
+    with pytest.raises(NotFittedError, match="This MLPRegressor instance is not fitted yet"):
+        skl2onnx.to_onnx(MLPRegressor(), X[:1])
 
 
 def test_export_works_with_skl2onnx_imported_before_fastbp(tmp_path):
