@@ -41,7 +41,8 @@ from ._losses import LOSS_CODES, SQUARED_ERROR
 from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack, views_of
 from ._threads import ThreadGovernor, thread_limits
-from ._validation import check_cast_input, check_model_parameters, check_sample_weight, check_targets, check_Y
+from ._validation import (LayerCountError, check_cast_input, check_model_parameters, check_sample_weight,
+                          check_targets, check_Y)
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _NO_NORMS = np.empty(0)
@@ -391,6 +392,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     f"{error} A warm_start fit or partial_fit continues from coefs_, whose hidden layers "
                     f"have {widths} units where hidden_layer_sizes is {self.hidden_layer_sizes!r}: set it "
                     "back, or set warm_start=False (or fit a clone) to train another architecture.") from None
+            if self.n_layers_ != len(layer_units):
+                # predict reads n_layers_: a model it refuses would come out of this fit.
+                raise LayerCountError(f"n_layers_ is {self.n_layers_!r}, but coefs_ and intercepts_ hold "
+                                      f"{len(layer_units) - 1} layers.")
             if self.solver in _STOCHASTIC_SOLVERS:
                 dtype = model_dtype
             if not all(np.isfinite(w).all() for w in list(self.coefs_) + list(self.intercepts_)):

@@ -545,6 +545,21 @@ def test_non_finite_assigned_weights_get_sklearns_message_not_alphas(how, value,
         np.testing.assert_array_equal(got, want)  # NaN where it was
 
 
+@pytest.mark.parametrize("n_layers", [4, None])
+def test_partial_fit_refuses_a_model_whose_n_layers_predict_would_refuse(n_layers, clf_data):
+    """It trained on (n_layers_ is not read there), leaving a model predict refuses."""
+    X, y = clf_data
+    est = MLPClassifier(**FAST).fit(X, y)
+    saved = snapshot(est)
+    if n_layers is None:
+        del est.n_layers_
+    else:
+        est.n_layers_ = n_layers
+    with pytest.raises(AttributeError if n_layers is None else IndexError, match="n_layers_"):
+        est.partial_fit(X, y)
+    assert_weights_equal(est, saved)
+
+
 def test_alpha_check_names_the_largest_assigned_weight(clf_data):
     """Without NumPy's overflow warning on the way (an error under -W error)."""
     X, y = clf_data
