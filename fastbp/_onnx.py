@@ -67,7 +67,10 @@ def _then_register(exec_module):
 
 def _register():
     from skl2onnx import update_registered_converter
+    from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import get_converter, get_shape_calculator
+
+    from sklearn.neural_network import _multilayer_perceptron as sklearn_mlp
 
     from ._mlp import MLPClassifier, MLPRegressor
 
@@ -82,6 +85,12 @@ def _register():
         options = converter.get_allowed_options()
         update_registered_converter(cls, f"Fastbp{cls.__name__}", shape_calculator,
                                     _refusing_exp_output(converter), options=options)
+        # skl2onnx imported under the patch left scikit-learn's own class (to_sklearn's
+        # models among them) without a converter: it gets skl2onnx's again.
+        sklearn_class = getattr(sklearn_mlp, cls.__name__)
+        if sklearn_class not in sklearn_operator_name_map:
+            update_registered_converter(sklearn_class, alias, shape_calculator, _refusing_exp_output(converter),
+                                        options=options)
 
 
 def _refusing_exp_output(converter):

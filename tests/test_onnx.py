@@ -1,6 +1,7 @@
 """ONNX export: skl2onnx's to_onnx on fastbp's estimators and on pipelines
 holding them, with no call from the user, checked under onnxruntime."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -88,3 +89,33 @@ def test_export_works_with_skl2onnx_imported_before_fastbp(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "True"
+
+
+def test_scikit_learns_own_models_export_after_skl2onnx_was_imported_under_the_patch(tmp_path):
+    """skl2onnx imported while patched keys its MLP converters on fastbp's
+    classes: scikit-learn's own, and to_sklearn's models, had none left."""
+    code = textwrap.dedent("""
+        import json
+        import fastbp
+        fastbp.patch_sklearn()
+        import skl2onnx, onnxruntime
+        import numpy as np
+        from sklearn.datasets import load_iris
+        from sklearn.neural_network import _multilayer_perceptron as sklearn_mlp
+        fastbp.unpatch_sklearn()
+        X, y = load_iris(return_X_y=True)
+        X = X.astype(np.float32)
+        clf = sklearn_mlp.MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=30, random_state=0).fit(X, y)
+        reg = fastbp.MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=30, random_state=0).fit(X, y / 2).to_sklearn()
+        worst = []
+        for model, want in ((clf, clf.predict_proba(X)), (reg, reg.predict(X)[:, None])):
+            options = {"zipmap": False} if model is clf else None
+            session = onnxruntime.InferenceSession(skl2onnx.to_onnx(model, X[:1], options=options).SerializeToString(),
+                                                   providers=["CPUExecutionProvider"])
+            worst.append(float(np.abs(session.run(None, {"X": X})[-1] - want).max()))
+        print(json.dumps(worst))
+    """)
+    result = subprocess.run([sys.executable, "-W", "error:fastbp could not register:UserWarning", "-c", code], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert max(json.loads(result.stdout)) < 1e-5
