@@ -1419,6 +1419,9 @@ n_iter_, n_layers_, n_outputs_, out_activation_, n_threads_, gradient_norms_
                 f"MLPRegressor needs numeric targets; y has dtype {y.dtype}. Encode them as numbers, "
                 "or use MLPClassifier for class labels."
             )
+        # scikit-learn checks an object y for NaN before it casts None to NaN, and
+        # then trains on to a NaN loss or non-finite weights: named here instead.
+        assert_all_finite(y, input_name="y")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y

@@ -159,6 +159,16 @@ def test_partial_fit_of_a_fitted_model_checks_fastbps_own_params(bad, clf_data):
     assert est.t_ == t
 
 
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_regressor_y_holding_none_is_named_as_nan(solver, reg_data):
+    """A pandas object column with a missing value: scikit-learn's check of an
+    object y runs before None becomes NaN, and it trains to a NaN loss."""
+    X, y = reg_data
+    y = np.array([None] + list(y[1:]), dtype=object)
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        MLPRegressor(**dict(FAST, solver=solver)).fit(X, y)
+
+
 def test_invalid_regressor_loss(reg_data):
     X, y = reg_data
     with pytest.raises(InvalidParameterError):
