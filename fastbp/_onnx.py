@@ -16,8 +16,6 @@ a finder at the head of ``sys.meta_path`` that waits for that one module name.
 import sys
 import warnings
 
-from sklearn.utils.validation import check_is_fitted
-
 
 def register_with_skl2onnx():
     """Register fastbp's estimators with skl2onnx now if it is loaded, else as
@@ -94,6 +92,8 @@ def _register():
 
 
 def _refusing_exp_output(converter):
+    from sklearn.utils.validation import check_is_fitted
+
     def convert(scope, operator, container):
         check_is_fitted(operator.raw_operator)
         # skl2onnx's MLP converter maps output activations by name and has no

@@ -9,7 +9,6 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.validation import assert_all_finite
 
 from ._activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ._backends import BACKENDS
@@ -80,6 +79,9 @@ def check_cast_input(X, dtype):
         if np.isfinite(dtype.type(max(values.max(), -values.min()))):
             return
         cast = values.astype(dtype)
+    # Imported here: `import fastbp` loads no scikit-learn.
+    from sklearn.utils.validation import assert_all_finite
+
     assert_all_finite(cast, input_name="X")
 
 
