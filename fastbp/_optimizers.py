@@ -60,7 +60,10 @@ def update_slice(code, params, grads, first, second, lo, hi, learning_rate, mome
         c1, c2 = dt(1 - beta_1), dt(1 - beta_2)
         for i in range(theta.shape[0]):
             m[i] = m[i] + c1 * (g[i] - m[i])
-            v[i] = v[i] + c2 * (g[i] * g[i] - v[i])
+            change = g[i] * g[i] - v[i]
+            # inf − inf once g² and v have overflowed: v stays inf and the step 0, as in
+            # scikit-learn's β2 v + (1 − β2) g², instead of a NaN. Any other value is as written.
+            v[i] = v[i] + c2 * change if change == change else g[i] * g[i]
             theta[i] += -eta * m[i] / (np.sqrt(v[i]) + eps)
 
 

@@ -538,6 +538,25 @@ def test_diverging_partial_fit_keeps_previous_model():
     assert est.loss_curve_ == curve
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_adam_whose_squared_gradients_overflow_stays_where_sklearns_does(backend):
+    """Once g² overflows, adam's second moment is inf and its step 0: scikit-learn
+    keeps finite weights; fastbp's moment update took inf − inf, a NaN, and
+    raised that the fit diverged, advising a smaller learning rate."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    y = X @ rng.normal(size=4) * 1e155
+    params = dict(hidden_layer_sizes=(5,), solver="adam", max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPRegressor(backend=backend, **params).fit(X, y)
+        theirs = SkMLPRegressor(**params).fit(X, y)
+    for got, want in zip(weights(ours), weights(theirs)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert ours.loss_ == theirs.loss_ == np.inf
+
+
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 @pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
 def test_non_finite_assigned_weights_get_sklearns_message_not_alphas(how, value, clf_data):
