@@ -67,7 +67,6 @@ def _register():
     from skl2onnx import update_registered_converter
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import get_converter, get_shape_calculator
-
     from sklearn.neural_network import _multilayer_perceptron as sklearn_mlp
 
     from ._mlp import MLPClassifier, MLPRegressor
