@@ -17,6 +17,9 @@ def fit_labels(y):
     """
     if y.ndim == 1 and y.dtype.kind in "biu":
         classes, index = np.unique(y, return_inverse=True)
+        # In the machine's byte order, as LabelBinarizer gives them: a big-endian y
+        # would otherwise make classes_ and every predict big-endian.
+        classes = classes.astype(classes.dtype.newbyteorder("="), copy=False)
         if len(classes) >= 2:
             label_binarizer = LabelBinarizer()
             label_binarizer.classes_ = classes

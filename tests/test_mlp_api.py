@@ -140,8 +140,9 @@ def test_grid_search_picks_sklearns_best_params():
 
 @pytest.mark.parametrize("labels", [
     np.arange(10) * 3 - 7, np.array([4, 9]), np.array([False, True]), np.array([0, 2, 5], dtype=np.uint8),
-    np.array([1.0, 2.0, 4.0]), np.array(["b", "a", "c"]),
-], ids=["int-multiclass", "int-binary", "bool", "uint8", "float", "str"])
+    np.array([1.0, 2.0, 4.0]), np.array(["b", "a", "c"]), np.array([5, 1, 3], dtype=">i8"),
+    np.array([0, 2], dtype=">u2"),
+], ids=["int-multiclass", "int-binary", "bool", "uint8", "float", "str", "big-endian-int", "big-endian-uint"])
 def test_label_encoding_is_label_binarizers(labels):
     """Integer labels take fit's own np.unique encoding, others LabelBinarizer's:
     both must leave the binarizer LabelBinarizer.fit leaves, and train on its
@@ -159,6 +160,7 @@ def test_label_encoding_is_label_binarizers(labels):
     assert model._label_binarizer.sparse_input_ == reference.sparse_input_
     np.testing.assert_array_equal(model.classes_, reference.classes_)
     assert model.classes_.dtype == reference.classes_.dtype
+    assert model.predict(X).dtype == reference.classes_.dtype
     _, Y = model._validate_input(X, y, incremental=False, reset=True)
     np.testing.assert_array_equal(Y, reference.transform(y).astype(bool))
     assert set(model.predict(X)) <= set(labels)
