@@ -202,7 +202,7 @@ def _check_batch_weights(sample_weight, rows, batch_size):
         stop = min(start + batch_size, rows.shape[0])
         raise ZeroDivisionError(
             f"Weights sum to zero, can't be normalized: the minibatch of rows {start} to {stop - 1} of this "
-            f"epoch's order (batch_size={batch_size}; rows {rows[start:start + 5].tolist()}"
+            f"epoch's order (batch_size={batch_size}; rows {rows[start:min(stop, start + 5)].tolist()}"
             f"{'...' if stop - start > 5 else ''} of X) has sample weights (sample_weight, times class_weight if "
             "given) summing to zero. Give weight to some of its rows, or use a larger batch_size."
         )

@@ -193,6 +193,19 @@ def test_shuffled_minibatch_of_zero_weight(data):
         MLPClassifier(**params).fit(X, y, sample_weight=sw)
 
 
+def test_zero_weight_minibatch_smaller_than_five_rows_names_its_own_rows(data):
+    """The message lists at most five of the minibatch's rows, and none beyond it."""
+    X, y, _ = data
+    for batch_size, zeroed in ((1, [7]), (2, [6, 7])):
+        sw = np.ones(len(y))
+        sw[zeroed] = 0.0
+        params = dict(solver="sgd", shuffle=False, batch_size=batch_size, **SMALL)
+        with pytest.raises(ZeroDivisionError, match=re.escape(SK_ZERO_SUM)):
+            SkMLPClassifier(**params).fit(X, y, sample_weight=sw)
+        with pytest.raises(ZeroDivisionError, match=re.escape(f"; rows {zeroed} of X")):
+            MLPClassifier(**params).fit(X, y, sample_weight=sw)
+
+
 def test_minibatch_zeroed_by_class_weight(data):
     X, y, _ = data
     order = np.argsort(y, kind="stable")  # every class 0 row first
