@@ -48,11 +48,29 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _NO_NORMS = np.empty(0)
 
 
-_FIT_LOCKS = weakref.WeakKeyDictionary()
+class _ByIdentity:
+    """A mapping from live objects to values, keyed by identity, that forgets
+    an object when it is collected: a WeakKeyDictionary hashes its keys, and a
+    subclass of an estimator that defines __eq__ has no hash."""
+
+    def __init__(self):
+        self._entries = {}
+
+    def get(self, key):
+        entry = self._entries.get(id(key))
+        return None if entry is None or entry[0]() is not key else entry[1]
+
+    def __setitem__(self, key, value):
+        entries, ident = self._entries, id(key)
+        # Called while the object is collected, before its id can be reused.
+        self._entries[ident] = (weakref.ref(key, lambda _: entries.pop(ident, None)), value)
+
+
+_FIT_LOCKS = _ByIdentity()
 # Per estimator, the last checked coefs_/intercepts_ objects and their packed form (see _packed_parameters):
 # kept outside the estimator, as the fit locks are, so that neither pickle nor clone carries it.
 _PLAIN_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
-_PREDICT_STATE = weakref.WeakKeyDictionary()
+_PREDICT_STATE = _ByIdentity()
 _FIT_LOCKS_GUARD = threading.Lock()
 
 

@@ -578,3 +578,31 @@ def test_long_partial_fit_runs_keep_the_whole_loss_curve_on_failure(clf_data):
     with pytest.raises(ValueError, match="classes not in"):
         clf.partial_fit(X, np.where(y == y[0], 99, y))
     assert clf.loss_curve_ == curve and len(curve) == 30
+
+
+def test_subclass_defining_eq_fits_predicts_and_is_forgotten_when_collected():
+    """A subclass with __eq__ has no hash, as scikit-learn's MLP allows: the
+    per-estimator fit lock and predict state are kept by identity, and dropped
+    with the estimator."""
+    import gc
+
+    from fastbp import _mlp
+
+    class Comparable(MLPClassifier):
+        def __eq__(self, other):
+            return type(self) is type(other) and self.get_params() == other.get_params()
+
+    X, y = load_iris(return_X_y=True)
+    params = dict(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = Comparable(**params).fit(X, y)
+        reference = MLPClassifier(**params).fit(X, y)
+        model.partial_fit(X, y)
+        reference.partial_fit(X, y)
+    np.testing.assert_array_equal(model.predict_proba(X), reference.predict_proba(X))
+    assert model == clone(model)
+    entries = len(_mlp._FIT_LOCKS._entries), len(_mlp._PREDICT_STATE._entries)
+    del model
+    gc.collect()
+    assert (len(_mlp._FIT_LOCKS._entries), len(_mlp._PREDICT_STATE._entries)) == (entries[0] - 1, entries[1] - 1)
