@@ -332,6 +332,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         params = self.__dict__.get("_params")
         if (params is not None and params.dtype == dtype and params.flags.writeable
                 and views_of(params, self.coefs_, self.intercepts_)):
+            # Views in another sequence (a tuple) are kept in the lists a fit leaves.
+            if type(self.coefs_) is not list or type(self.intercepts_) is not list:
+                self.coefs_, self.intercepts_ = list(self.coefs_), list(self.intercepts_)
             return
         self._params = pack(self.coefs_, self.intercepts_, dtype)
         self.coefs_, self.intercepts_ = unpack(self._params, units)

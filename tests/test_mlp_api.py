@@ -253,6 +253,25 @@ def test_held_weight_arrays_follow_the_training_as_in_sklearn(solver, call, clf_
         assert rel_diff(held, before) > 1e-6, cls
 
 
+@pytest.mark.parametrize("solver, call", [("sgd", "partial_fit"), ("sgd", "warm_start"), ("lbfgs", "warm_start")])
+def test_fitted_weights_reassigned_as_tuples_train_on(solver, call, clf_data):
+    """coefs_ and intercepts_ reassigned as tuples of the fitted arrays train
+    on as tuples of copies do, into lists of the arrays as a fit leaves them."""
+    X, y = clf_data
+    params = dict(FAST, solver=solver, warm_start=call == "warm_start")
+    same, copies = MLPClassifier(**params).fit(X, y), MLPClassifier(**params).fit(X, y)
+    same.coefs_, same.intercepts_ = tuple(same.coefs_), tuple(same.intercepts_)
+    copies.coefs_, copies.intercepts_ = tuple(c.copy() for c in copies.coefs_), tuple(
+        b.copy() for b in copies.intercepts_)
+    for est in (same, copies):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.partial_fit(X, y) if call == "partial_fit" else est.fit(X, y)
+        assert type(est.coefs_) is list and type(est.intercepts_) is list
+    for a, b in zip(weights(same), weights(copies)):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_assigned_coefs_are_used_like_sklearn(solver, clf_data):
     """A user assigning coefs_ / intercepts_ changes predict and the warm-started fit."""
