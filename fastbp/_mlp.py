@@ -610,6 +610,9 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     self.loss_curve_.append(self.loss_)
                     if self.record_gradient_norms:
                         self.gradient_norms_ = np.vstack([self.gradient_norms_, norms])
+                    elif self.gradient_norms_ is not None:
+                        # Recording switched off for this partial_fit or warm refit: row i stays epoch i's.
+                        self.gradient_norms_ = np.vstack([self.gradient_norms_, np.full(n_layers, np.nan)])
                     if self.verbose:
                         print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
@@ -1156,7 +1159,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         With record_gradient_norms: per epoch, the Frobenius norm of each layer's
         weight gradient (L2 term included) averaged over the epoch's minibatches;
         it grows with loss_curve_ under warm_start and partial_fit. With lbfgs,
-        one row per L-BFGS iteration of the last fit. None otherwise.
+        one row per L-BFGS iteration of the last fit. Epochs trained with it
+        switched off (set_params between partial_fit calls) get rows of NaN once
+        any epoch was recorded; None while none was.
 
     Notes
     -----

@@ -58,6 +58,21 @@ def test_rows_follow_loss_curve_under_partial_fit_and_warm_start():
     assert np.isfinite(model.gradient_norms_).all() and (model.gradient_norms_ > 0).all()
 
 
+def test_recording_switched_on_and_off_between_partial_fits_keeps_rows_by_epoch():
+    """Row i is epoch i's: epochs trained with recording off get NaN rows,
+    before the first recorded one and after it alike, and each recorded row
+    is that epoch's own record (the same as a model recording throughout)."""
+    model = MLPClassifier(**PARAMS, max_iter=3).fit(X, y)
+    throughout = MLPClassifier(**PARAMS, max_iter=3, record_gradient_norms=True).fit(X, y)
+    for record in (True, False, True):
+        model.set_params(record_gradient_norms=record).partial_fit(X, y)
+        throughout.partial_fit(X, y)
+        assert model.gradient_norms_.shape == (len(model.loss_curve_), 3)
+    recorded = np.array([False] * 3 + [True, False, True])
+    assert np.isnan(model.gradient_norms_[~recorded]).all()
+    np.testing.assert_array_equal(model.gradient_norms_[recorded], throughout.gradient_norms_[recorded])
+
+
 def test_lbfgs_records_one_row_per_iteration():
     model = MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=7, random_state=0,
                          record_gradient_norms=True).fit(X, X[:, 0])
