@@ -729,10 +729,11 @@ def _check_array(name, array, dtype, ndim):
         flags = array.flags
         if flags.c_contiguous and flags.writeable and flags.aligned:
             return
-    found = (f"{array.dtype} array of shape {array.shape}, C-contiguous: {array.flags.c_contiguous}, "
-             f"writeable: {array.flags.writeable}" if isinstance(array, np.ndarray) else type(array).__name__)
+    found = (f"{type(array).__name__} of {array.dtype} and shape {array.shape}, C-contiguous: "
+             f"{array.flags.c_contiguous}, writeable: {array.flags.writeable}, aligned: {array.flags.aligned}"
+             if isinstance(array, np.ndarray) else type(array).__name__)
     raise TypeError(f"{name} must be a writeable, aligned, C-contiguous {ndim}-d {np.dtype(dtype).name} "
-                    f"array; got {found}.")
+                    f"numpy.ndarray (not a subclass); got a {found}.")
 
 
 def _check_arrays(arrays, dtype):

@@ -114,7 +114,8 @@ class Optimizer:
                     "(a model loaded with joblib.load(..., mmap_mode='r') is read-only). Load it without "
                     "mmap_mode to continue training."
                 )
-            setattr(self, name, np.require(state, dtype, ["C_CONTIGUOUS", "ALIGNED"]))
+            # A plain array: one loaded with mmap_mode='c' or 'r+' is a writeable np.memmap.
+            setattr(self, name, np.require(np.asarray(state), dtype, ["C_CONTIGUOUS", "ALIGNED"]))
 
     def step(self):
         """The optimizer's argument to the compiled epoch, each field in the one

@@ -235,6 +235,21 @@ def test_partial_fit_on_a_memory_mapped_model_raises_what_sklearn_raises(tmp_pat
         fast_loaded.partial_fit(IRIS_X, IRIS_Y)
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("mmap_mode", ["c", "r+"])
+def test_partial_fit_on_a_writeable_memory_mapped_model_continues_as_in_memory(tmp_path, mmap_mode, solver):
+    """Loaded with a writeable mmap_mode, the model's arrays are np.memmap
+    objects: partial_fit continues from them as scikit-learn's does, to the
+    same weights as the model kept in memory."""
+    fast, _ = _fitted_pair(solver=solver)
+    joblib.dump(fast, tmp_path / "fast")
+    loaded = joblib.load(tmp_path / "fast", mmap_mode=mmap_mode)
+    loaded.partial_fit(IRIS_X, IRIS_Y)
+    fast.partial_fit(IRIS_X, IRIS_Y)
+    for a, b in zip(loaded.coefs_ + loaded.intercepts_, fast.coefs_ + fast.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_read_only_targets_and_weights_compile_nothing_new():
     from fastbp import _loop
 
