@@ -417,6 +417,15 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 # predict reads n_layers_: a model it refuses would come out of this fit.
                 raise LayerCountError(f"n_layers_ is {self.n_layers_!r}, but coefs_ and intercepts_ hold "
                                       f"{len(layer_units) - 1} layers.")
+            expected = self._output_activation()
+            if self.out_activation_ != expected:
+                # scikit-learn trains on with the fitted pairing's a - y, reporting the new loss.
+                raise ValueError(
+                    f"out_activation_ is {self.out_activation_!r}, but loss={self.loss!r} trains through "
+                    f"{expected!r}: the loss was changed since the fit (or out_activation_ assigned). A warm start "
+                    "or partial_fit continues the fitted model and cannot change its loss: set loss back, or set "
+                    "warm_start=False (or fit a clone) to train a model for this loss."
+                )
             if self.solver in _STOCHASTIC_SOLVERS:
                 dtype = model_dtype
             if not all(np.isfinite(w).all() for w in list(self.coefs_) + list(self.intercepts_)):

@@ -141,6 +141,29 @@ def test_regressor_predict_reads_the_fitted_output_activation_not_loss(loss, reg
                                   .predict(X))
 
 
+@pytest.mark.parametrize("fitted, changed, solver, call", [
+    ("squared_error", "poisson", "adam", "partial_fit"), ("squared_error", "poisson", "adam", "warm_start"),
+    ("poisson", "squared_error", "sgd", "partial_fit"), ("poisson", "squared_error", "sgd", "warm_start"),
+    ("squared_error", "poisson", "lbfgs", "warm_start"),
+])
+def test_a_loss_changed_after_the_fit_is_refused_by_continued_training(fitted, changed, solver, call, reg_data):
+    """scikit-learn trains on with the fitted pairing's a - y, not the new
+    loss's gradient; here the call is refused and the model kept."""
+    X, y = reg_data
+    y = np.abs(y)
+    est = MLPRegressor(**FAST, solver=solver, loss=fitted, warm_start=call == "warm_start").fit(X, y)
+    before = [w.copy() for w in est.coefs_ + est.intercepts_]
+    est.set_params(loss=changed)
+    fitted_activation = "identity" if fitted == "squared_error" else "exp"
+    with pytest.raises(ValueError, match=re.escape(f"out_activation_ is '{fitted_activation}', but loss='{changed}'")):
+        est.partial_fit(X, y) if call == "partial_fit" else est.fit(X, y)
+    for a, b in zip(before, est.coefs_ + est.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    est.set_params(loss=fitted)
+    est.partial_fit(X, y) if call == "partial_fit" else est.fit(X, y)
+    assert est.out_activation_ == fitted_activation
+
+
 @pytest.mark.parametrize("bad", [dict(dropout=1.0), dict(dropout=-0.5), dict(dropout=float("nan")),
                                  dict(dropout="x"), dict(backend="gpu"), dict(record_gradient_norms="yes"),
                                  dict(class_weight="weird")],
