@@ -3,6 +3,7 @@ the compiled epoch (sgd, adam) or by L-BFGS on one compiled loss-and-gradient
 call per evaluation."""
 
 import copy
+import math
 import threading
 import warnings
 import weakref
@@ -205,6 +206,37 @@ def _check_alpha(alpha, coefs, sample_weight):
         f"overflows {dtype} once squared, as the solvers square it. Use a smaller alpha (or, continuing from "
         f"assigned weights, smaller ones: the largest |coefs_| is {max(float(np.abs(c).max()) for c in coefs):.3g})."
     )
+
+
+def _scaled_weights(sample_weight, alpha):
+    """(sample_weight, alpha), both times the same power of two 2^k, which
+    leaves every loss, gradient and so the model unchanged (a minibatch's
+    terms are divided by its weights' sum, the penalty ½ α ‖W‖² too), where
+    the smallest positive weight is below the dtype's smallest normal number
+    times 2^(mantissa bits) (2^-970 in float64, 2^-103 in float32): the
+    reciprocal of a minibatch's sum of subnormal weights overflows, and their
+    weighted errors keep few bits (scikit-learn's, divided rather than
+    multiplied, stay finite). Otherwise k = 0 and nothing changes. k is at
+    most what keeps the weights' total (and α 2^k) 2^8 below overflowing."""
+    finfo = np.finfo(sample_weight.dtype)
+    positive = sample_weight[sample_weight > 0]
+    if positive.size == 0:
+        return sample_weight, alpha
+    smallest, largest = float(positive.min()), float(positive.max())
+    k = math.ceil(math.log2(float(finfo.tiny)) + finfo.nmant - math.log2(smallest))
+    if k <= 0:
+        return sample_weight, alpha
+    k = min(k, math.floor(finfo.maxexp - 8 - math.log2(sample_weight.shape[0]) - math.log2(largest)))
+    if alpha > 0:
+        k = min(k, math.floor(1016 - math.log2(alpha)))
+    if smallest * 2.0**k < float(finfo.tiny):
+        raise ValueError(
+            f"sample_weight spans too wide a range to train in {sample_weight.dtype}: its smallest positive value "
+            f"{smallest:.3g} and its largest {largest:.3g} (alpha={alpha!r}) leave no common scale at which every "
+            "minibatch's weights sum to a number the loss can be divided by. Set the smallest weights to 0, or "
+            "raise them."
+        )
+    return np.ldexp(sample_weight, k).astype(sample_weight.dtype, copy=False), math.ldexp(float(alpha), k)
 
 
 def _check_batch_weights(sample_weight, rows, batch_size):
@@ -443,11 +475,12 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
                          else np.require(sample_weight, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"]))
         _check_alpha(self.alpha, self.coefs_, sample_weight)
+        sample_weight, alpha = _scaled_weights(sample_weight, self.alpha)
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            used = self._fit_stochastic(X, Y, sample_weight, units, incremental, fit_task, threads)
+            used = self._fit_stochastic(X, Y, sample_weight, alpha, units, incremental, fit_task, threads)
         else:
-            used = self._fit_lbfgs(X, Y, sample_weight, units, fit_task, threads)
+            used = self._fit_lbfgs(X, Y, sample_weight, alpha, units, fit_task, threads)
 
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError(
@@ -463,7 +496,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         """Hook for the classifier's class_weight: the sample weights to train with."""
         return sample_weight
 
-    def _fit_lbfgs(self, X, Y, sample_weight, units, fit_task, threads):
+    def _fit_lbfgs(self, X, Y, sample_weight, alpha, units, fit_task, threads):
         engine = BACKENDS[self.backend]
         inputs = engine.input_arrays(X, np.float64)
         codes = self._codes()
@@ -483,7 +516,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 iterations.resume()
             with nullcontext() if governor is None else governor.timed(n_samples):
                 data_loss, penalty = engine.backprop(theta, units, inputs, Y, sample_weight, codes,
-                                                     float(self.alpha), eps, grads, work)
+                                                     float(alpha), eps, grads, work)
             # As scikit-learn: the reported loss with the summed loss's gradient.
             return scale * data_loss + penalty, grads.copy()
 
@@ -533,7 +566,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             )
         return train_idx, val_idx
 
-    def _fit_stochastic(self, X, Y, sample_weight, units, incremental, fit_task, threads):
+    def _fit_stochastic(self, X, Y, sample_weight, alpha, units, incremental, fit_task, threads):
         dtype = self._params.dtype
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = Optimizer(
@@ -554,7 +587,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
             sw_val = sample_weight[val_idx]
-            validation_loss = self._validation_loss(X_val, Y[val_idx], sw_val, units)
+            validation_loss = self._validation_loss(X_val, Y[val_idx], sw_val, alpha, units)
         else:
             train_idx = None
             X_val = y_val = sw_val = validation_loss = None
@@ -609,7 +642,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     with nullcontext() if governor is None else governor.timed(n_samples):
                         total = engine.train_epoch(
                             self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
-                            batch_size, codes, float(self.alpha), eps, self._data_scale(), grads, self._optimizer,
+                            batch_size, codes, float(alpha), eps, self._data_scale(), grads, self._optimizer,
                             work, norms, dropout,
                         )
                     self.n_iter_ += 1
@@ -661,7 +694,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             self._bind_params(units, dtype)
         return None if governor is None else governor.most_used()
 
-    def _validation_loss(self, X_val, Y_val, sw_val, units):
+    def _validation_loss(self, X_val, Y_val, sw_val, alpha, units):
         """A function of no argument giving the reported loss of the current
         weights on the validation rows, as scikit-learn reports a loss:
         data_scale × Σ s_n ℓ_n / Σ s_n + ½ α Σ‖W‖² / Σ s_n.
@@ -677,7 +710,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         Y_val = np.ascontiguousarray(Y_val, dtype=dtype)
         work = engine.Workspace(units, Y_val.shape[0], dtype, backward=False)
         losses = np.empty(Y_val.shape[0], dtype=np.float64)
-        codes, eps, scale, alpha = self._codes(), float(np.finfo(dtype).eps), self._data_scale(), float(self.alpha)
+        codes, eps, scale, alpha = self._codes(), float(np.finfo(dtype).eps), self._data_scale(), float(alpha)
         return lambda: loss_value(self.backend, self._params, units, inputs, Y_val, sw_val, codes, alpha, eps, work,
                                   losses, scale)
 

@@ -94,3 +94,60 @@ def test_refit_rejected_for_bad_input_leaves_the_model_exactly_as_it_was():
     with pytest.raises(ValueError):
         model.partial_fit(X[:, :2], y)
     assert pickle.dumps(model) == before
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("weights", ["all subnormal", "one subnormal per minibatch"])
+def test_subnormal_sample_weights_train_as_scikit_learn_does(solver, weights):
+    """Weights whose minibatch sums have no finite reciprocal: scikit-learn
+    divides by the sum and trains; so does fastbp (they gave "diverged", and
+    lbfgs a NaN loss). With alpha=0 all equal weights make the model of
+    sample_weight=1."""
+    if weights == "all subnormal":
+        sw, batch_size = np.full(len(y), 1e-312), 200
+    else:
+        sw, batch_size = np.where(np.arange(len(y)) % 7 == 3, 1e-310, 1.0), 1
+    params = dict(FAST, solver=solver, alpha=0.0, batch_size=batch_size)
+    ours = MLPClassifier(**params).fit(X, y, sample_weight=sw)
+    theirs = SkMLPClassifier(**params).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-8)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+    if weights == "all subnormal":
+        unweighted = MLPClassifier(**params).fit(X, y)
+        np.testing.assert_allclose(ours.predict_proba(X), unweighted.predict_proba(X), rtol=1e-8)
+
+
+def test_float32_subnormal_sample_weights_train_as_float64_ones_scaled():
+    """The same in float32, whose subnormals start at 1.2e-38."""
+    X32 = X.astype(np.float32)
+    params = dict(FAST, solver="adam", alpha=0.0)
+    tiny = MLPClassifier(**params).fit(X32, y, sample_weight=np.full(len(y), 1e-42, dtype=np.float32))
+    ones = MLPClassifier(**params).fit(X32, y)
+    assert tiny.coefs_[0].dtype == np.float32
+    np.testing.assert_allclose(tiny.predict_proba(X32), ones.predict_proba(X32), rtol=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_weights_rescaled_with_alpha_give_the_unscaled_model(solver):
+    """Weights below 2^-970 are scaled up by a power of two, and alpha with
+    them: the penalty ½ α ‖W‖² / Σ s, the losses and validation losses are
+    those of the unscaled problem, to rounding."""
+    scale = 2.0**-1000
+    params = dict(FAST, solver=solver, alpha=1e-3, max_iter=5)
+    if solver == "adam":
+        params.update(early_stopping=True, validation_fraction=0.2)
+    scaled = MLPClassifier(**dict(params, alpha=1e-3 * scale)).fit(X, y, sample_weight=np.full(len(y), scale))
+    plain = MLPClassifier(**params).fit(X, y)
+    np.testing.assert_allclose(scaled.loss_, plain.loss_, rtol=1e-12)
+    for a, b in zip(scaled.coefs_ + scaled.intercepts_, plain.coefs_ + plain.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    if solver == "adam":
+        np.testing.assert_allclose(scaled.validation_loss_curve_, plain.validation_loss_curve_, rtol=1e-12)
+
+
+def test_sample_weights_of_too_wide_a_range_for_float32_are_named():
+    sw = np.ones(len(y), dtype=np.float32)
+    sw[:2] = [1e-44, 1e36]
+    with pytest.raises(ValueError, match=r"sample_weight spans too wide a range to train in float32"):
+        MLPClassifier(**FAST).fit(X.astype(np.float32), y, sample_weight=sw)
