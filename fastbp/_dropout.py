@@ -15,6 +15,7 @@ each (sample, unit) pair apart.
 """
 
 import numpy as np
+from numba import config
 
 from ._cache import njit
 from ._config import ENTRY_JIT, JIT
@@ -57,6 +58,18 @@ def _sample_key(key, position):
 def _kept(sample_key, unit, rate):
     """m = 1: a uniform draw in [0, 1) (the hash's top 53 bits) is at least p."""
     return float(_mix(sample_key + np.uint64(unit)) >> np.uint64(11)) * _UNIT_INTERVAL >= rate
+
+
+if config.DISABLE_JIT:
+    def _wrapping(function):
+        """function with NumPy's overflow warnings off: uint64 arithmetic wraps
+        around by design, silently when compiled (NUMBA_DISABLE_JIT=1 only)."""
+        def call(*args):
+            with np.errstate(over="ignore"):
+                return function(*args)
+        return call
+
+    _epoch_key, _sample_key, _kept = _wrapping(_epoch_key), _wrapping(_sample_key), _wrapping(_kept)
 
 
 @njit(**ENTRY_JIT)

@@ -22,6 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 import fastbp
 warnings.simplefilter("ignore")
+# uint64 hashing wraps around by design: NumPy's overflow warnings, uncompiled, would fail the fit here.
+warnings.simplefilter("error", RuntimeWarning)
 rng = np.random.default_rng(0)
 X = rng.normal(size=(30, 4))
 y = np.arange(30) % 3
