@@ -57,10 +57,23 @@ def disk_cache_available():
 
 @functools.lru_cache(maxsize=None)
 def _package_stamp():
-    """(name, mtime, size) of every module of this package."""
+    """(name, mtime, size) of every module of this package; of the archive
+    itself for a package imported from a zip file, which holds them all."""
     folder = os.path.dirname(os.path.abspath(__file__))
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        archive = folder
+        while archive and not os.path.isfile(archive):
+            parent = os.path.dirname(archive)
+            archive = parent if parent != archive else ""
+        try:
+            st = os.stat(archive)
+        except OSError:
+            return ()
+        return ((os.path.basename(archive), st.st_mtime, st.st_size),)
     stamp = []
-    for name in sorted(os.listdir(folder)):
+    for name in names:
         # An editor's lock file (.#_mlp.py, a dangling link) or a module removed
         # meanwhile is no module of the package: it must not fail the first fit.
         if name.endswith(".py") and not name.startswith("."):
@@ -72,8 +85,23 @@ def _package_stamp():
     return tuple(stamp)
 
 
+# The kinds of cache trouble this process has warned of (see _warn_once).
+_warned = set()
+
+
+def _warn_once(kind, message):
+    """A RuntimeWarning for the first cache entry with a kind of trouble in
+    this process: a whole damaged or unwritable cache directory otherwise gave
+    one warning per kernel, two dozen in a fit."""
+    if kind not in _warned:
+        _warned.add(kind)
+        warnings.warn(f"{message} Any other entry with this problem in this process is handled alike, without a "
+                      "further warning.", RuntimeWarning, stacklevel=3)
+
+
 class SelfHealingCache(FunctionCache):
-    """Numba's per-function disk cache, taking an entry it cannot load as a miss.
+    """Numba's per-function disk cache, taking an entry it cannot load as a
+    miss and one it cannot write as a loss of time only.
 
     A truncated, empty or garbled index or data file makes Numba's loader raise
     (EOFError, UnpicklingError, an LLVM bitcode error, ...); a data file that
@@ -81,6 +109,9 @@ class SelfHealingCache(FunctionCache):
     once) loads, and fails at the call ("can't unbox array"). Either way the
     function's index is emptied, with a warning, and the dispatcher compiles
     the function and writes a fresh entry, so the next process loads it again.
+    Numba lets an error writing an entry (a full disk, a shared cache
+    directory whose files another user owns) escape from the call that has
+    just compiled the code: here the code runs, uncached, with a warning.
     """
 
     def __init__(self, py_func):
@@ -102,16 +133,25 @@ class SelfHealingCache(FunctionCache):
             if cres is None or tuple(cres.signature.args) == tuple(args):
                 return cres
             problem = f"it holds the code for {cres.signature.args}, not {args}"
-        warnings.warn(
-            f"fastbp could not load {self._py_func.__qualname__} from Numba's cache in "
-            f"{self.cache_path} ({problem}); it is compiled again and its cache entry rewritten.",
-            RuntimeWarning, stacklevel=2,
-        )
+        _warn_once("load", f"fastbp could not load {self._py_func.__qualname__} from Numba's cache in "
+                           f"{self.cache_path} ({problem}); it is compiled again and its cache entry rewritten.")
         # An empty index drops every entry of the function, so the rewrite
         # takes a fresh data file rather than the one another signature's
         # entry may still point to.
-        self.flush()
+        try:
+            self.flush()
+        except OSError:
+            # Not rewritable either: the save after the compile says so.
+            pass
         return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except OSError as exc:
+            _warn_once("save", f"fastbp could not write {self._py_func.__qualname__} to Numba's cache in "
+                               f"{self.cache_path} ({type(exc).__name__}: {exc}); the code compiled in this process "
+                               "runs, and a later process compiles it again.")
 
 
 class CompiledOnlyDispatcher(CPUDispatcher):
@@ -325,6 +365,20 @@ def _claim(marker):
     return False
 
 
+def _helper_flags():
+    """A helper's interpreter flags: isolated (-I, see _HELPER), with this
+    process's -O level and bytecode writing, which -I would take from neither
+    flags nor environment. Under -OO the docstrings, and with them the code
+    objects Numba's cache key hashes, differ: a helper without it cached
+    entries this process never found."""
+    flags = ["-I"]
+    if sys.flags.optimize:
+        flags.append("-" + "O" * sys.flags.optimize)
+    if sys.dont_write_bytecode:
+        flags.append("-B")
+    return flags
+
+
 @contextmanager
 def compiling_elsewhere(jobs, cache_path):
     """Run `jobs` in helper processes while the body compiles something else,
@@ -373,7 +427,7 @@ def compiling_elsewhere(jobs, cache_path):
     try:
         for order in orders:
             try:
-                helper = subprocess.Popen([sys.executable, "-I", "-c", _HELPER], stdin=subprocess.PIPE,
+                helper = subprocess.Popen([sys.executable, *_helper_flags(), "-c", _HELPER], stdin=subprocess.PIPE,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **options)
                 helpers.append(helper)
                 with helper.stdin:

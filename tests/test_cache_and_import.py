@@ -224,6 +224,75 @@ def test_data_file_of_another_signature_is_compiled_again_and_rewritten(populate
     assert _run(ACTIVATE_ROWS, env, tmp_path) == {"ok": True, "hits": 2, "misses": 0}
 
 
+# A disk that fills up at 4 KiB: a write beyond it fails with EFBIG (SIGXFSZ
+# ignored), as one on a full disk fails with ENOSPC.
+DISK_FULL = """
+    import resource, signal
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file size limits are POSIX")
+def test_a_cache_entry_that_cannot_be_written_costs_time_only(tmp_path):
+    """Numba let the error writing an entry escape from the call that had just
+    compiled the code (OSError: File too large): the call now runs, with one
+    warning, and a later process compiles and caches the kernel."""
+    env = _cache_env(tmp_path / "cache")
+    full = _run(DISK_FULL + EPOCH_KEY, env, tmp_path)
+    assert (full["key"], full["misses"]) == (_expected_epoch_key(7, 3), 1)
+    (warning,) = full["warnings"]
+    assert "could not write" in warning and full["cache_path"] in warning
+    assert _run(EPOCH_KEY, env, tmp_path)["misses"] == 1
+    assert (_run(EPOCH_KEY, env, tmp_path)["hits"], _run(EPOCH_KEY, env, tmp_path)["warnings"]) == (1, [])
+
+
+def test_the_package_imported_from_a_zip_file_runs_and_caches(tmp_path):
+    """_package_stamp listed the package's folder, which inside a zip file is
+    none: NotADirectoryError at the first kernel."""
+    import zipfile
+
+    archive = tmp_path / "fastbp.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in sorted(os.listdir(os.path.join(REPO, "fastbp"))):
+            if name.endswith(".py"):
+                zf.write(os.path.join(REPO, "fastbp", name), f"fastbp/{name}")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(archive))
+    first = _run(EPOCH_KEY + f"    assert _dropout.__file__.startswith({str(archive)!r})\n", env, tmp_path)
+    assert (first["key"], first["misses"], first["warnings"]) == (_expected_epoch_key(7, 3), 1, [])
+    assert _run(EPOCH_KEY, env, tmp_path)["hits"] == 1
+
+
+# Two kernels of two modules, and the RuntimeWarnings their calls raised, as JSON.
+TWO_KERNELS = """
+    import json, warnings
+    import numpy as np
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from fastbp import _activations, _dropout
+        key = _dropout.epoch_key(7, 3)
+        a = np.array([[-1.0, 2.0]])
+        _activations.activate_rows(_activations.RELU, a, 0, 1)
+    misses = [sum(f.stats.cache_misses.values()) for f in (_dropout._epoch_key, _activations.activate_rows)]
+    print(json.dumps({"ok": int(key) > 0 and a.tolist() == [[0.0, 2.0]], "misses": misses,
+                      "warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]}))
+"""
+
+
+def test_a_damaged_cache_directory_warns_once_per_process(populated_cache, tmp_path):
+    """Every index garbled: one warning, for the first entry, the others
+    compiled again and rewritten alike (a fit printed two dozen)."""
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(populated_cache, cache_dir)
+    for index in cache_dir.glob("*/*.nbi"):
+        index.write_bytes(_garble(index.read_bytes()))
+    result = _run(TWO_KERNELS, _cache_env(cache_dir), tmp_path)
+    assert result["ok"] and result["misses"] == [1, 1]
+    (warning,) = result["warnings"]
+    assert "could not load" in warning and "without a further warning" in warning
+    assert _run(TWO_KERNELS, _cache_env(cache_dir), tmp_path) == {"ok": True, "misses": [0, 0], "warnings": []}
+
+
 # A forward pass in a fresh process, and what it compiled, as JSON.
 FORWARD_ONLY = """
     import json, numpy as np
@@ -454,6 +523,26 @@ def test_helpers_run_their_jobs_in_order_and_the_body_meanwhile(tmp_path, monkey
     # Two helpers: jobs 0 and 2 (copy a, then remove it) in one, job 1 in the other.
     assert body == [True]
     assert _made(tmp_path) == ["b"]
+
+
+@pytest.mark.parametrize("optimize, dont_write_bytecode", [(0, False), (2, True)])
+def test_a_helper_runs_with_this_processs_optimization_and_bytecode_flags(tmp_path, monkeypatch, optimize,
+                                                                          dont_write_bytecode):
+    """-OO strips the docstrings, and so changes the code objects Numba's cache
+    key hashes: a helper without it cached entries the fit never found. -I
+    alone would drop -B (PYTHONDONTWRITEBYTECODE) too."""
+    import types
+
+    from fastbp._cache import compiling_elsewhere
+
+    monkeypatch.setenv("FASTBP_COMPILE_HELPERS", "1")
+    monkeypatch.setattr(sys, "flags", types.SimpleNamespace(optimize=optimize))
+    monkeypatch.setattr(sys, "dont_write_bytecode", dont_write_bytecode)
+    record = ("import sys; open(%r, 'w').write(repr((sys.flags.optimize, sys.dont_write_bytecode)))"
+              % str(tmp_path / "flags"))
+    with compiling_elsewhere([("builtins", "exec", (record,))], str(tmp_path)):
+        pass
+    assert (tmp_path / "flags").read_text() == repr((optimize, dont_write_bytecode))
 
 
 @pytest.mark.parametrize("executable", ["/nonexistent/python3", "/usr/bin/uwsgi"])
