@@ -20,7 +20,8 @@ from contextlib import contextmanager
 
 import numba
 from numba.core import config, sigutils
-from numba.core.caching import FunctionCache
+from numba.core.caching import (CompileResultCacheImpl, FunctionCache, InTreeCacheLocator,
+                                 UserProvidedCacheLocator)
 from numba.core.compiler import Compiler
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
@@ -28,6 +29,34 @@ from numba.core.registry import CPUDispatcher
 
 def _probe():
     """A function of this package for Numba to look for a cache directory for."""
+
+
+class _WarmReadOnly:
+    """A locator that also takes a directory it cannot write to, if it holds
+    cache entries: a cache filled when an image was built, then run read-only
+    (a read-only file system, another user). Numba's own locators pass over
+    it, and every process compiled everything again, 15-25 s a fit; entries
+    it lacks are compiled in each process (see SelfHealingCache.save_overload)."""
+
+    def ensure_cache_path(self):
+        if not any(name.endswith(".nbi") for name in os.listdir(self.get_cache_path())):
+            raise OSError("a read-only cache directory without entries")
+
+
+class _WarmUserProvidedLocator(_WarmReadOnly, UserProvidedCacheLocator):
+    """NUMBA_CACHE_DIR, read-only and warm."""
+
+
+class _WarmInTreeLocator(_WarmReadOnly, InTreeCacheLocator):
+    """The package's __pycache__, read-only and warm."""
+
+
+class _CacheImpl(CompileResultCacheImpl):
+    # Numba's order, each warm read-only directory right after its writable form:
+    # a read-only NUMBA_CACHE_DIR or install that holds entries is the one the user warmed.
+    _locator_classes = [cls for base in CompileResultCacheImpl._locator_classes
+                        for cls in (base, {UserProvidedCacheLocator: _WarmUserProvidedLocator,
+                                           InTreeCacheLocator: _WarmInTreeLocator}.get(base)) if cls is not None]
 
 
 def disk_cache_available():
@@ -44,11 +73,12 @@ def disk_cache_available():
         False, with a RuntimeWarning, when no directory is writable.
     """
     try:
-        FunctionCache(_probe)
+        SelfHealingCache(_probe)
     except RuntimeError as exc:
+        given = f" (NUMBA_CACHE_DIR={config.CACHE_DIR!r} is not one)" if config.CACHE_DIR else ""
         warnings.warn(
             f"fastbp cannot cache its compiled kernels on disk ({exc}): they are compiled "
-            "again in every process. Set NUMBA_CACHE_DIR to a writable directory to cache them.",
+            f"again in every process. Set NUMBA_CACHE_DIR to a writable directory to cache them{given}.",
             RuntimeWarning, stacklevel=2,
         )
         return False
@@ -113,6 +143,8 @@ class SelfHealingCache(FunctionCache):
     directory whose files another user owns) escape from the call that has
     just compiled the code: here the code runs, uncached, with a warning.
     """
+
+    _impl_class = _CacheImpl
 
     def __init__(self, py_func):
         super().__init__(py_func)

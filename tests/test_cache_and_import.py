@@ -65,11 +65,12 @@ def _expected_epoch_key(seed, epoch):
     return mix((mix(seed) + epoch * int(_GOLDEN)) & mask)
 
 
-def _run(code, env, cwd):
-    """Run code in a fresh process; cwd is where `python -c` looks first for
-    packages, so never the repository when PYTHONPATH names another copy."""
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True,
-                         text=True, timeout=300)
+def _run(code, env, cwd, prefix=()):
+    """Run code in a fresh process (its command line after `prefix`); cwd is
+    where `python -c` looks first for packages, so never the repository when
+    PYTHONPATH names another copy."""
+    out = subprocess.run([*prefix, sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd,
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.splitlines()[-1])
 
@@ -245,6 +246,36 @@ def test_a_cache_entry_that_cannot_be_written_costs_time_only(tmp_path):
     assert "could not write" in warning and full["cache_path"] in warning
     assert _run(EPOCH_KEY, env, tmp_path)["misses"] == 1
     assert (_run(EPOCH_KEY, env, tmp_path)["hits"], _run(EPOCH_KEY, env, tmp_path)["warnings"]) == (1, [])
+
+
+# Root writes to read-only files and directories: it runs without the
+# capabilities that let it (setpriv is util-linux's), as any other user would.
+_AS_ANY_USER = (("setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner") if os.name == "posix"
+                and os.geteuid() == 0 else ())
+
+
+@pytest.mark.skipif(os.name != "posix" or (_AS_ANY_USER and shutil.which("setpriv") is None),
+                    reason="needs POSIX permissions, and setpriv to drop root's")
+def test_a_warm_read_only_cache_is_loaded_and_what_it_lacks_compiled_in_memory(tmp_path):
+    """A cache filled at an image's build and run read-only: Numba passed over
+    the directory it cannot write to, and every process compiled everything."""
+    cache_dir = tmp_path / "cache"
+    env = _cache_env(cache_dir)
+    assert _run(EPOCH_KEY, env, tmp_path)["misses"] == 1
+    paths = [cache_dir, *cache_dir.rglob("*")]
+    try:
+        for path in paths:
+            path.chmod(path.stat().st_mode & ~0o222)
+        loaded = _run(EPOCH_KEY, env, tmp_path, prefix=_AS_ANY_USER)
+        assert (loaded["key"], loaded["hits"], loaded["misses"], loaded["warnings"]) == (
+            _expected_epoch_key(7, 3), 1, 0, [])
+        assert loaded["cache_path"].startswith(str(cache_dir))
+        # Not in the cache: compiled and run, the entry not written.
+        assert _run(ACTIVATE_ROWS, env, tmp_path, prefix=_AS_ANY_USER) == {"ok": True, "hits": 0, "misses": 2}
+        assert sorted(cache_dir.rglob("*")) == sorted(paths[1:])
+    finally:
+        for path in paths:
+            path.chmod(path.stat().st_mode | 0o200)
 
 
 def test_the_package_imported_from_a_zip_file_runs_and_caches(tmp_path):
