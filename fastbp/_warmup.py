@@ -48,7 +48,8 @@ def warmup(dtypes=("float64", "float32")):
 
     if isinstance(dtypes, (str, type, np.dtype)):
         dtypes = (dtypes,)
-    elif isinstance(dtypes, Iterable):
+    elif isinstance(dtypes, Iterable) and not isinstance(dtypes, (bytes, bytearray)):
+        # (bytes iterate as ints, which NumPy would read as type numbers)
         dtypes = tuple(dtypes)
     # NumPy reads None as float64: here it is more likely a default left unset than a choice.
     if not isinstance(dtypes, tuple) or any(name is None for name in dtypes):

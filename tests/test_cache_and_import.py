@@ -445,9 +445,10 @@ def test_warmup_compiles_or_loads_what_dense_csr_and_dropout_fits_use(tmp_path):
     assert _run(AFTER_WARMUP, _cache_env(cache_dir), tmp_path) == []
 
 
-@pytest.mark.parametrize("dtypes", [None, 5, ("float64", None)])
+@pytest.mark.parametrize("dtypes", [None, 5, ("float64", None), b"float64"])
 def test_warmup_names_a_dtypes_argument_it_cannot_read(dtypes):
-    """None would read as float64 to NumPy, an int as not iterable to Python."""
+    """None would read as float64 to NumPy, an int as not iterable to Python,
+    bytes as type numbers ("Cannot interpret '102' as a data type")."""
     import fastbp
 
     with pytest.raises(TypeError, match=r"dtypes should be a dtype, its name, or a tuple of them; got "):
