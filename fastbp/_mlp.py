@@ -612,7 +612,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         eps = float(np.finfo(dtype).eps)
         sample_idx = np.arange(n_samples, dtype=np.int64)
         n_layers = len(units) - 1
-        if self.record_gradient_norms and self.gradient_norms_ is None:
+        # A model from scikit-learn (from_sklearn) has no gradient_norms_.
+        if self.record_gradient_norms and getattr(self, "gradient_norms_", None) is None:
             # Recording switched on for a warm refit: earlier epochs are unknown.
             self.gradient_norms_ = np.full((len(self.loss_curve_), n_layers), np.nan)
 
@@ -652,7 +653,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     self.loss_curve_.append(self.loss_)
                     if self.record_gradient_norms:
                         self.gradient_norms_ = np.vstack([self.gradient_norms_, norms])
-                    elif self.gradient_norms_ is not None:
+                    elif getattr(self, "gradient_norms_", None) is not None:
                         # Recording switched off for this partial_fit or warm refit: row i stays epoch i's.
                         self.gradient_norms_ = np.vstack([self.gradient_norms_, np.full(n_layers, np.nan)])
                     if self.verbose:

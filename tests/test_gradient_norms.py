@@ -99,3 +99,12 @@ def test_off_by_default_nothing_recorded_and_no_extra_pass(monkeypatch):
     model = MLPClassifier(**PARAMS, max_iter=3).fit(X, y)
     assert seen == [0, 0, 0]
     assert model.gradient_norms_ is None
+
+
+def test_recording_switched_on_for_a_model_from_sklearn():
+    """A model from scikit-learn has no gradient_norms_: its earlier epochs get NaN rows."""
+    sk = SkMLPClassifier(**PARAMS, max_iter=3).fit(X, y)
+    model = MLPClassifier.from_sklearn(sk).set_params(record_gradient_norms=True)
+    model.partial_fit(X, y)
+    assert model.gradient_norms_.shape == (4, 3)
+    assert np.isnan(model.gradient_norms_[:3]).all() and (model.gradient_norms_[3] > 0).all()
