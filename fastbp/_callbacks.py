@@ -30,7 +30,7 @@ else:
 
 # What scikit-learn's callback machinery sets on an estimator: the callbacks,
 # the task tree of the fit in progress and a meta-estimator's.
-_CALLBACK_STATE = ("_skl_callbacks", "_skl_callbacks_to_teardown", "_callback_fit_ctx", "_parent_callback_ctx")
+CALLBACK_STATE = ("_skl_callbacks", "_skl_callbacks_to_teardown", "_callback_fit_ctx", "_parent_callback_ctx")
 
 
 def shared_state(estimator):
@@ -39,7 +39,7 @@ def shared_state(estimator):
     very objects) and to a meta-estimator's task tree, not to the model that a
     failed fit restores."""
     state = vars(estimator)
-    return {id(state[name]): state[name] for name in _CALLBACK_STATE if name in state}
+    return {id(state[name]): state[name] for name in CALLBACK_STATE if name in state}
 
 
 def epoch_model(params, units):

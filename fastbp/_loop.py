@@ -38,6 +38,7 @@ that leaves the CSR, dropout and norm code out, so that the common fit neither
 types nor compiles it (general_call picks).
 """
 
+import os
 import threading
 from collections import OrderedDict, namedtuple
 from contextlib import contextmanager
@@ -1111,6 +1112,15 @@ _SPARES_PER_KIND = 8
 _SPARE_BYTES = 4 << 20
 _spares = OrderedDict()
 _spares_lock = threading.Lock()
+
+
+def _new_locks_after_fork():
+    """In a child forked while another thread compiled or predicted: that thread is gone, its lock held for good."""
+    global _resolve_lock, _spares_lock
+    _resolve_lock, _spares_lock = threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ call per evaluation."""
 
 import copy
 import math
+import os
 import threading
 import warnings
 import weakref
@@ -75,6 +76,17 @@ _PREDICT_STATE = _ByIdentity()
 _FIT_LOCKS_GUARD = threading.Lock()
 
 
+def _new_fit_locks_after_fork():
+    """In a child forked while another thread fitted (its fit lock held, for
+    good: that thread is gone), a fit of the same model hung; it now runs on
+    the model as the fork left it, as scikit-learn's does."""
+    global _FIT_LOCKS, _FIT_LOCKS_GUARD
+    _FIT_LOCKS, _FIT_LOCKS_GUARD = _ByIdentity(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_fit_locks_after_fork)
+
+
 def _fit_lock(estimator):
     """The estimator's own lock, kept outside it: it must not travel with
     clone, pickle or the pre-fit snapshot. Re-entrant, for a callback or the
@@ -98,7 +110,9 @@ def _snapshot(state, memo):
         name: value if isinstance(value, np.random.RandomState)
         else list(value) if isinstance(value, list) and all(type(v) is float for v in value)
         else copy.deepcopy(value, memo)
-        for name, value in state.items()
+        # A copy taken at once: scikit-learn's fit wrapper sets and deletes the callback state of
+        # another thread's call outside the fit lock, meanwhile.
+        for name, value in state.copy().items()
     }
 
 
@@ -388,10 +402,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
 
         # partial_fit runs one epoch.
         max_subtasks = 1 if incremental else self.max_iter
-        fit_task = _callbacks.FitTask(self, X, y, sample_weight, max_subtasks)
         # Fits of one estimator from several threads take turns: each rebuilds the
         # parameter buffer, which another's compiled epoch must never see half-made.
         with _fit_lock(self):
+            fit_task = _callbacks.FitTask(self, X, y, sample_weight, max_subtasks)
             previous_state = _snapshot(self.__dict__, _callbacks.shared_state(self))
             try:
                 with thread_limits(self.backend, self.n_threads,
@@ -402,9 +416,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 # A callback that raises here fails the fit, as in any epoch.
                 fit_task.end()
             except BaseException:
-                # A diverged or interrupted fit must not lose the model the user had.
+                # A diverged or interrupted fit must not lose the model the user had. The callback
+                # state is the calls' own, another thread's perhaps by now: it is left as it is.
+                callback_state = {name: value for name, value in self.__dict__.copy().items()
+                                  if name in _callbacks.CALLBACK_STATE}
                 self.__dict__.clear()
-                self.__dict__.update(previous_state)
+                self.__dict__.update({name: value for name, value in previous_state.items()
+                                      if name not in _callbacks.CALLBACK_STATE}, **callback_state)
                 raise
         return self
 
@@ -622,6 +640,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if self.backend == "loop":
             governor = ThreadGovernor(threads, self.n_threads is None,
                                       (tuple(units), batch_size, dtype.char, sp.issparse(X)))
+        recorded = True
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -640,6 +659,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     norms = np.zeros(n_layers) if self.record_gradient_norms else _NO_NORMS
                     # Masks keyed by the cumulative epoch, so partial_fit and warm refits draw new ones.
                     dropout = (float(self.dropout), epoch_key(dropout_seed, len(self.loss_curve_)))
+                    recorded = False
                     with nullcontext() if governor is None else governor.timed(n_samples):
                         total = engine.train_epoch(
                             self._params, units, inputs, Y, sample_weight, np.ascontiguousarray(rows, dtype=np.int64),
@@ -656,6 +676,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                     elif getattr(self, "gradient_norms_", None) is not None:
                         # Recording switched off for this partial_fit or warm refit: row i stays epoch i's.
                         self.gradient_norms_ = np.vstack([self.gradient_norms_, np.full(n_layers, np.nan)])
+                    recorded = True
                     if self.verbose:
                         print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
@@ -685,8 +706,13 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                         ConvergenceWarning,
                     )
         except KeyboardInterrupt:
+            if not recorded:
+                # Raised between an epoch's pass and its counters by other than SIGINT (a handler
+                # of another signal, an exception set on this thread), which deferred_interrupt
+                # cannot hold back: the weights may be ahead of them, so the fit fails whole (_fit).
+                raise
             # The weights, the optimizer state and every counter are those of the last
-            # completed epoch: an interrupt is held back until an epoch is recorded.
+            # completed epoch: a SIGINT is held back until an epoch is recorded.
             warnings.warn("Training interrupted by user.")
 
         if self.early_stopping:

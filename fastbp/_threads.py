@@ -43,8 +43,11 @@ _launch_lock = threading.Lock()
 
 
 def _after_fork_in_child():
+    global _launch_lock, _epoch_times_lock
     if _state["parallel_used"]:
         _state["forked_child"] = True
+    # A lock another thread of the parent held at the fork stays held in the child, where that thread is gone.
+    _launch_lock, _epoch_times_lock = threading.Lock(), threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -155,3 +155,65 @@ def test_processes_compiling_into_one_empty_cache_at_once_agree(tmp_path):
     value, hits = later.stdout.split()
     assert value in sums
     assert int(hits) >= 1
+
+
+def test_partial_fit_of_one_model_from_four_threads_takes_turns():
+    """scikit-learn's fit wrapper sets and deletes callback state on the
+    estimator outside fastbp's fit lock: the holder's snapshot of the
+    estimator failed with "dictionary changed size during iteration" for
+    some of the calls (9 and 42 of 120 in a trial)."""
+    model = MLPClassifier(hidden_layer_sizes=(512, 512), solver="sgd", random_state=0)
+    model.partial_fit(X[:100], y[:100], classes=np.arange(10))
+    errors = []
+
+    def work(part):
+        for j in range(30):
+            rows = slice((part * 30 + j) % 30 * 20, (part * 30 + j) % 30 * 20 + 20)
+            try:
+                model.partial_fit(X[rows], y[rows])
+            except Exception as error:  # noqa: BLE001 - each failed call is counted
+                errors.append(repr(error))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert errors == []
+    assert model.t_ == 100 + 4 * 30 * 20
+    assert not hasattr(model, "_callback_fit_ctx")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_a_thread_fits_the_model_can_fit_it():
+    """The fit lock, held by a parent thread that the child does not have,
+    hung the child's fit of that model for good."""
+    import threading
+
+    model = MLPClassifier(hidden_layer_sizes=(64,), random_state=0, n_threads=1).partial_fit(
+        X, y, classes=np.arange(10))
+    stop = threading.Event()
+
+    def keep_fitting():
+        while not stop.is_set():
+            model.partial_fit(X[:300], y[:300])
+
+    worker = threading.Thread(target=keep_fitting)
+    worker.start()
+    try:
+        statuses = []
+        for _ in range(3):
+            import time
+
+            time.sleep(0.05)
+            pid = os.fork()
+            if pid == 0:  # the child: fit, and leave at once without pytest's teardown
+                import signal
+
+                signal.alarm(60)
+                try:
+                    model.partial_fit(X[:300], y[:300])
+                finally:
+                    os._exit(0)
+            statuses.append(os.waitpid(pid, 0)[1])
+    finally:
+        stop.set()
+        worker.join()
+    assert statuses == [0, 0, 0]

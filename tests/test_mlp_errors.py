@@ -709,6 +709,35 @@ def test_keyboard_interrupt_with_early_stopping_restores_best(solver, monkeypatc
     assert diff < 1e-6
 
 
+@pytest.mark.parametrize("call", ["fit", "partial_fit"])
+def test_a_keyboard_interrupt_between_an_epochs_pass_and_its_counters_fails_the_fit(call, monkeypatch, clf_data):
+    """Raised by other than SIGINT (another signal's handler, an exception set
+    on the thread), it is not held back, and lands where it lands: right after
+    the compiled epoch, the model kept the epoch's weights with the counters of
+    the one before. The fit now fails whole and the previous model is kept."""
+    from fastbp import _loop
+
+    X, y = clf_data
+    est = MLPClassifier(**dict(FAST, max_iter=6)).fit(X, y)
+    counters = (est.n_iter_, est.t_, list(est.loss_curve_))
+    kept = [w.copy() for w in weights(est)]
+    train_epoch, calls = _loop.train_epoch, [0]
+
+    def interrupted_after_the_pass(*args, **kwargs):
+        total = train_epoch(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == (1 if call == "partial_fit" else 3):
+            raise KeyboardInterrupt
+        return total
+
+    monkeypatch.setattr(_loop, "train_epoch", interrupted_after_the_pass)
+    with pytest.raises(KeyboardInterrupt):
+        est.partial_fit(X, y) if call == "partial_fit" else est.set_params(warm_start=True).fit(X, y)
+    assert (est.n_iter_, est.t_, est.loss_curve_) == counters
+    for a, b in zip(weights(est), kept):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_keyboard_interrupt_in_partial_fit(monkeypatch, clf_data):
     X, y = clf_data
     est = MLPClassifier(**FAST)
