@@ -1136,7 +1136,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_threads : int, default=None
         Threads used by this estimator's fit and predict. None: NUMBA_NUM_THREADS
         when set, else one per task inside a Dask worker or Ray task, else 1 off the main
-        thread (joblib's threading backend), else every core; the loop backend's
+        thread (joblib's threading backend), else every core, capped by a lower
+        limit the caller set (numba.set_num_threads for the loop backend,
+        threadpoolctl's on BLAS for the vectorized one); the loop backend's
         epochs and L-BFGS evaluations may then run on fewer where more stop
         paying (see n_threads_). An int is used as given (capped at Numba's thread count).
     record_gradient_norms : bool, default=False

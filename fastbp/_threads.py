@@ -137,6 +137,12 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+def _blas_threads():
+    """The most threads a loaded BLAS library is set to use now (a large number when none is loaded)."""
+    return max((info["num_threads"] for info in _blas_controller().select(user_api="blas").info()),
+               default=1 << 30)
+
+
 @contextmanager
 def _blas_limit(limit):
     """BLAS on at most `limit` threads while the body runs, then the setting
@@ -172,6 +178,11 @@ def thread_limits(backend, n_threads, blas_between_calls=False):
     previous = numba.get_num_threads()
     threads = effective_threads(n_threads)
     vectorized = backend == "vectorized"
+    if n_threads is None:
+        # A lower limit the caller set stands: numba.set_num_threads in this thread for Numba's
+        # threads; threadpoolctl's threadpool_limits (or OPENBLAS_NUM_THREADS) for BLAS's, as
+        # scikit-learn's MLP, all BLAS, keeps to it.
+        threads = min(threads, _blas_threads() if vectorized else previous)
     numba.set_num_threads(1 if vectorized else threads)
     try:
         if vectorized or blas_between_calls:

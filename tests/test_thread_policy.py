@@ -265,3 +265,29 @@ def test_the_first_call_of_a_shape_and_the_pool_start_are_not_timed(monkeypatch)
     with fresh.timed(100):
         pass
     assert fresh.per_row == {} and fresh.used == {2: 1}
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_n_threads_none_keeps_to_a_lower_limit_the_caller_set(backend):
+    """threadpoolctl's limit on BLAS (the vectorized backend's threads, all of
+    scikit-learn's MLP's) and numba.set_num_threads (the loop backend's) stand
+    for n_threads=None: a vectorized fit raised BLAS to every core inside
+    threadpool_limits(1). An explicit n_threads still wins."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16, y[:200]
+    params = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0, backend=backend)
+    model = MLPClassifier(**params)
+    previous = numba.get_num_threads()
+    with threadpool_limits(limits=1, user_api="blas"):
+        numba.set_num_threads(1)
+        try:
+            model.fit(X, y)
+            seen = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+            explicit = MLPClassifier(**params, n_threads=2).fit(X, y)
+        finally:
+            numba.set_num_threads(previous)
+    assert model.n_threads_ == 1
+    assert set(seen) <= {1}
+    assert explicit.n_threads_ == min(2, numba.config.NUMBA_NUM_THREADS)
