@@ -231,25 +231,22 @@ def _scaled_weights(sample_weight, alpha):
     reciprocal of a minibatch's sum of subnormal weights overflows, and their
     weighted errors keep few bits (scikit-learn's, divided rather than
     multiplied, stay finite). Otherwise k = 0 and nothing changes. k is at
-    most what keeps the weights' total (and α 2^k) 2^8 below overflowing."""
+    most what keeps the weights' total, and α 2^k, 2^8 below overflowing the
+    dtype: weights of too wide a range are scaled up as far as that allows
+    (a minibatch of subnormal weights alone may then still fail, as before)."""
     finfo = np.finfo(sample_weight.dtype)
     positive = sample_weight[sample_weight > 0]
     if positive.size == 0:
         return sample_weight, alpha
     smallest, largest = float(positive.min()), float(positive.max())
     k = math.ceil(math.log2(float(finfo.tiny)) + finfo.nmant - math.log2(smallest))
+    if k > 0:
+        k = min(k, math.floor(finfo.maxexp - 8 - math.log2(sample_weight.shape[0]) - math.log2(largest)))
+    if k > 0 and alpha > 0:
+        # The kernels take alpha in the model's dtype.
+        k = min(k, math.floor(finfo.maxexp - 8 - math.log2(alpha)))
     if k <= 0:
         return sample_weight, alpha
-    k = min(k, math.floor(finfo.maxexp - 8 - math.log2(sample_weight.shape[0]) - math.log2(largest)))
-    if alpha > 0:
-        k = min(k, math.floor(1016 - math.log2(alpha)))
-    if smallest * 2.0**k < float(finfo.tiny):
-        raise ValueError(
-            f"sample_weight spans too wide a range to train in {sample_weight.dtype}: its smallest positive value "
-            f"{smallest:.3g} and its largest {largest:.3g} (alpha={alpha!r}) leave no common scale at which every "
-            "minibatch's weights sum to a number the loss can be divided by. Set the smallest weights to 0, or "
-            "raise them."
-        )
     return np.ldexp(sample_weight, k).astype(sample_weight.dtype, copy=False), math.ldexp(float(alpha), k)
 
 
