@@ -33,10 +33,12 @@ def _probe():
 
 class _WarmReadOnly:
     """A locator that also takes a directory it cannot write to, if it holds
-    cache entries: a cache filled when an image was built, then run read-only
-    (a read-only file system, another user). Numba's own locators pass over
-    it, and every process compiled everything again, 15-25 s a fit; entries
-    it lacks are compiled in each process (see SelfHealingCache.save_overload)."""
+    cache entries, where no directory can be written: a cache filled when an
+    image was built, then run on a read-only file system or as another user
+    with no writable home. Numba's own locators pass over it, and every
+    process compiled everything again, 15-25 s a fit; the entries it lacks
+    (or holds for another CPU) compile in each process, which nothing could
+    cache anyway (see SelfHealingCache.save_overload)."""
 
     def ensure_cache_path(self):
         if not any(name.endswith(".nbi") for name in os.listdir(self.get_cache_path())):
@@ -52,11 +54,9 @@ class _WarmInTreeLocator(_WarmReadOnly, InTreeCacheLocator):
 
 
 class _CacheImpl(CompileResultCacheImpl):
-    # Numba's order, each warm read-only directory right after its writable form:
-    # a read-only NUMBA_CACHE_DIR or install that holds entries is the one the user warmed.
-    _locator_classes = [cls for base in CompileResultCacheImpl._locator_classes
-                        for cls in (base, {UserProvidedCacheLocator: _WarmUserProvidedLocator,
-                                           InTreeCacheLocator: _WarmInTreeLocator}.get(base)) if cls is not None]
+    # Numba's order, then the warm read-only directories: a writable one (a user's home)
+    # caches what a read-only one lacks, or holds for another CPU, for the next process.
+    _locator_classes = [*CompileResultCacheImpl._locator_classes, _WarmUserProvidedLocator, _WarmInTreeLocator]
 
 
 def disk_cache_available():
@@ -64,13 +64,14 @@ def disk_cache_available():
 
     Numba picks the directory per source file (``NUMBA_CACHE_DIR``, else the
     package's ``__pycache__``, else a user cache directory) and checks it by
-    writing to it. Every kernel module sits in this file's directory, so one
-    probe answers for all of them.
+    writing to it; failing that, one of the first two that holds entries is
+    read from (see _WarmReadOnly). Every kernel module sits in this file's
+    directory, so one probe answers for all of them.
 
     Returns
     -------
     bool
-        False, with a RuntimeWarning, when no directory is writable.
+        False, with a RuntimeWarning, when no directory is writable or warm.
     """
     try:
         SelfHealingCache(_probe)

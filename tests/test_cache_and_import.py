@@ -254,13 +254,24 @@ _AS_ANY_USER = (("setpriv", "--bounding-set=-dac_override,-dac_read_search,-fown
                 and os.geteuid() == 0 else ())
 
 
-@pytest.mark.skipif(os.name != "posix" or (_AS_ANY_USER and shutil.which("setpriv") is None),
-                    reason="needs POSIX permissions, and setpriv to drop root's")
-def test_a_warm_read_only_cache_is_loaded_and_what_it_lacks_compiled_in_memory(tmp_path):
-    """A cache filled at an image's build and run read-only: Numba passed over
-    the directory it cannot write to, and every process compiled everything."""
+def _can_run_as_any_user():
+    if os.name != "posix":
+        return False
+    if not _AS_ANY_USER:
+        return True
+    try:
+        return subprocess.run([*_AS_ANY_USER, "true"], capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _can_run_as_any_user(), reason="needs POSIX permissions, and setpriv to drop root's")
+def test_a_warm_read_only_cache_is_loaded_where_nothing_can_be_written(tmp_path):
+    """A cache filled at an image's build and run read-only, with no writable
+    home: Numba passed over the directory it cannot write to, and every
+    process compiled everything."""
     cache_dir = tmp_path / "cache"
-    env = _cache_env(cache_dir)
+    env = dict(_nowhere_to_cache(tmp_path), NUMBA_CACHE_DIR=str(cache_dir))
     assert _run(EPOCH_KEY, env, tmp_path)["misses"] == 1
     paths = [cache_dir, *cache_dir.rglob("*")]
     try:
@@ -276,6 +287,25 @@ def test_a_warm_read_only_cache_is_loaded_and_what_it_lacks_compiled_in_memory(t
     finally:
         for path in paths:
             path.chmod(path.stat().st_mode | 0o200)
+
+
+@pytest.mark.skipif(not _can_run_as_any_user(), reason="needs POSIX permissions, and setpriv to drop root's")
+def test_a_writable_home_caches_what_a_read_only_cache_lacks(tmp_path):
+    """The read-only directory comes after Numba's writable ones: with a home
+    to write to, a kernel it lacks is cached there for the next process."""
+    cache_dir = tmp_path / "cache"
+    env = dict(_nowhere_to_cache(tmp_path), NUMBA_CACHE_DIR=str(cache_dir))
+    _run(EPOCH_KEY, env, tmp_path)
+    paths = [cache_dir, *cache_dir.rglob("*")]
+    home = dict(env, XDG_CACHE_HOME=str(tmp_path / "home-cache"))
+    try:
+        for path in paths:
+            path.chmod(path.stat().st_mode & ~0o222)
+        runs = [_run(ACTIVATE_ROWS, home, tmp_path, prefix=_AS_ANY_USER) for _ in range(2)]
+    finally:
+        for path in paths:
+            path.chmod(path.stat().st_mode | 0o200)
+    assert runs == [{"ok": True, "hits": 0, "misses": 2}, {"ok": True, "hits": 2, "misses": 0}]
 
 
 def test_the_package_imported_from_a_zip_file_runs_and_caches(tmp_path):
