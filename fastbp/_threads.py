@@ -9,9 +9,13 @@ The rule for ``n_threads=None``, in order:
    variable;
 3. 1 when the fit runs off the main thread (joblib's threading backend, a
    ThreadPoolExecutor): the other threads are busy fitting too;
-4. else every core Numba sees.
+4. else every core Numba sees;
 
-An explicit ``n_threads`` wins over all of these (capped at Numba's count).
+then capped, in a call not made inside another of fastbp's, by a lower limit
+the caller set: ``numba.set_num_threads`` in the calling thread for the loop
+backend, and BLAS's count (threadpoolctl's ``threadpool_limits``, or
+OPENBLAS_NUM_THREADS and OMP_NUM_THREADS at BLAS's start) for the vectorized
+one. An explicit ``n_threads`` wins over all of these (capped at Numba's count).
 
 Serial execution: with one thread, and in a child forked from a process that
 already ran fastbp's parallel kernels, the kernels take their serial path,
@@ -162,6 +166,10 @@ def _blas_limit(limit):
         yield
 
 
+# How many thread_limits calls this thread is inside.
+_nesting = threading.local()
+
+
 @contextmanager
 def thread_limits(backend, n_threads, blas_between_calls=False):
     """Run the body on n_threads threads (None: the rule above); yields the
@@ -178,12 +186,14 @@ def thread_limits(backend, n_threads, blas_between_calls=False):
     previous = numba.get_num_threads()
     threads = effective_threads(n_threads)
     vectorized = backend == "vectorized"
-    if n_threads is None:
+    depth = getattr(_nesting, "depth", 0)
+    if n_threads is None and depth == 0:
         # A lower limit the caller set stands: numba.set_num_threads in this thread for Numba's
-        # threads; threadpoolctl's threadpool_limits (or OPENBLAS_NUM_THREADS) for BLAS's, as
-        # scikit-learn's MLP, all BLAS, keeps to it.
+        # threads, BLAS's own count for BLAS's (scikit-learn's MLP, all BLAS, keeps to it). Inside
+        # a fit these are the fit's choice for its epoch, no guide to a predict it makes.
         threads = min(threads, _blas_threads() if vectorized else previous)
     numba.set_num_threads(1 if vectorized else threads)
+    _nesting.depth = depth + 1
     try:
         if vectorized or blas_between_calls:
             with _blas_limit(threads if vectorized else 1):
@@ -192,6 +202,7 @@ def thread_limits(backend, n_threads, blas_between_calls=False):
             # A forked child runs the serial kernels whatever the count.
             yield kernel_threads()
     finally:
+        _nesting.depth = depth
         numba.set_num_threads(previous)
 
 
