@@ -38,7 +38,8 @@ def shared_state(estimator):
     reference: it belongs to the fit in progress (its teardown runs on these
     very objects) and to a meta-estimator's task tree, not to the model that a
     failed fit restores."""
-    state = vars(estimator)
+    # A copy taken at once: scikit-learn's fit wrapper of another thread's call deletes these meanwhile.
+    state = vars(estimator).copy()
     return {id(state[name]): state[name] for name in CALLBACK_STATE if name in state}
 
 
