@@ -621,7 +621,11 @@ def test_subclass_defining_eq_fits_predicts_and_is_forgotten_when_collected():
         reference.partial_fit(X, y)
     np.testing.assert_array_equal(model.predict_proba(X), reference.predict_proba(X))
     assert model == clone(model)
-    entries = len(_mlp._FIT_LOCKS._entries), len(_mlp._PREDICT_STATE._entries)
+    ident = id(model)
+    assert _mlp._FIT_LOCKS.get(model) is not None and _mlp._PREDICT_STATE.get(model) is not None
     del model
     gc.collect()
-    assert (len(_mlp._FIT_LOCKS._entries), len(_mlp._PREDICT_STATE._entries)) == (entries[0] - 1, entries[1] - 1)
+    # Each entry was dropped with its estimator: none is left whose estimator is gone.
+    for table in (_mlp._FIT_LOCKS, _mlp._PREDICT_STATE):
+        assert ident not in table._entries or table._entries[ident][0]() is not None
+        assert all(ref() is not None for ref, _ in table._entries.values())
