@@ -235,13 +235,16 @@ def _scaled_weights(sample_weight, alpha):
     dtype: weights of too wide a range are scaled up as far as that allows
     (a minibatch of subnormal weights alone may then still fail, as before)."""
     finfo = np.finfo(sample_weight.dtype)
+    floor = math.log2(float(finfo.tiny)) + finfo.nmant
+    # One pass and no copy for the weights of every ordinary fit (all ones without sample_weight).
+    if sample_weight.min() >= 2.0**floor:
+        return sample_weight, alpha
     positive = sample_weight[sample_weight > 0]
     if positive.size == 0:
         return sample_weight, alpha
-    smallest, largest = float(positive.min()), float(positive.max())
-    k = math.ceil(math.log2(float(finfo.tiny)) + finfo.nmant - math.log2(smallest))
+    k = math.ceil(floor - math.log2(float(positive.min())))
     if k > 0:
-        k = min(k, math.floor(finfo.maxexp - 8 - math.log2(sample_weight.shape[0]) - math.log2(largest)))
+        k = min(k, math.floor(finfo.maxexp - 8 - math.log2(sample_weight.shape[0]) - math.log2(float(positive.max()))))
     if k > 0 and alpha > 0:
         # The kernels take alpha in the model's dtype.
         k = min(k, math.floor(finfo.maxexp - 8 - math.log2(alpha)))
