@@ -273,7 +273,10 @@ class Workspace:
             index_scratch=np.empty(max_nnz + units[0] + 1 if sparse else 0, dtype=np.int64),
             tasks=tasks,
             task_penalty=np.empty(len(tasks), dtype=np.float64),
-            penalty_columns=np.empty((len(tasks), int(units[1:].max())), dtype=np.float64),
+            # A row per share of region 2, the most there can be: a task uses its
+            # share's row only while it runs. A row per task would take n_0 / r rows.
+            penalty_columns=np.empty((min(len(tasks), config.NUMBA_NUM_THREADS), int(units[1:].max())),
+                                     dtype=np.float64),
         )
         self.capacity = capacity
         _check_arrays(self.buffers._asdict(), np.dtype(dtype))
@@ -488,7 +491,7 @@ def _region_2(name, general):
         units, tasks : int64 arrays
             Layer widths; the task table (see gradient_task_table).
         task_penalty, penalty_columns : float64 arrays
-            Each task's ‖w‖², and its column sums scratch.
+            Each task's ‖w‖², and each share's column sums scratch.
         x : 2-D array
             The minibatch's input rows (dense); ignored when col_ptr is not empty.
         n_batch : int
@@ -518,7 +521,7 @@ def _region_2(name, general):
                 hi = lo + fan_out
             else:
                 coefs = coef_view(params, units, layer)
-                task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[i])
+                task_penalty[i] = squared_norm_rows(coefs, k0, k1, penalty_columns[share])
                 coef_grads = coef_view(grads, units, layer)
                 if is_narrow(units, layer):
                     coef_grad_rows_narrow(layer_rows(activations, units, layer, n_batch), delta, coefs, alpha, scale,
@@ -846,6 +849,8 @@ def check_call(params, units, inputs, Y, sample_weight, order, batch_size, terms
         most = int(np.sort(counts)[-batch_rows:].sum()) if gather else int(inputs.indptr[-1])
         _check_sizes(work.col_data.shape[0] >= most and work.index_scratch.shape[0] >= most + widths[0] + 1,
                      lambda: f"a workspace for fewer than the {most} stored values of a batch")
+    _check_sizes(not targets or work.penalty_columns.shape[0] >= min(threads, work.tasks.shape[0]),
+                 lambda: f"a workspace for {work.penalty_columns.shape[0]} threads, run on {threads}")
     _check_sizes(terms_.dropout == 0.0 or work.undropped.shape[0] >= capacity * width,
                  lambda: "a workspace without dropout buffers")
     _check_sizes(step.first.shape[0] in (0, params.shape[0]) and step.second.shape == step.first.shape,

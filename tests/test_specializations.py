@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from numba import config as numba_config
 from numba import njit, types
 from numba.core.errors import TypingError
 
@@ -177,6 +178,24 @@ def test_a_workspace_with_a_short_loss_buffer_is_refused_before_the_compiled_cod
         with pytest.raises(ValueError, match="a workspace of another network or for fewer than 60 rows"):
             _loop.forward_pass(params, units, inputs, 3, 4, work)
 
+
+
+def test_region_2_scratch_is_a_row_per_thread_and_a_short_one_is_refused():
+    """Region 2's column-sum scratch is one row per share, not per task: a very
+    wide input meeting a wide layer (65554 tasks here) would take gibibytes.
+    A Buffers with fewer rows than the call runs shares is refused."""
+    wide = _loop.Workspace([2**20, 64, 1000], 8, np.float32, max_nnz=0)
+    assert len(wide.tasks) > 60000
+    assert wide.penalty_columns.shape == (min(len(wide.tasks), numba_config.NUMBA_NUM_THREADS), 1000)
+    units = np.array([5, 4, 3])
+    params = np.zeros(5 * 4 + 4 * 3 + 4 + 3)
+    work = _loop.Workspace(units, 60, np.float64)
+    short = work.buffers._replace(penalty_columns=np.empty((1, 4)))
+    args = (params, units, _loop.input_arrays(X, np.float64), np.zeros((60, 3)), np.ones(60), _loop._NO_ROWS, 60,
+            _loop.terms((3, 4, 1)), np.empty_like(params))
+    _loop.check_call(*args, short, _loop.no_step(np.float64), 1, _loop._NO_NORMS)
+    with pytest.raises(ValueError, match="a workspace for 1 threads, run on 2"):
+        _loop.check_call(*args, short, _loop.no_step(np.float64), 2, _loop._NO_NORMS)
 
 # Every public path in both backends and dtypes, then the compiled-only
 # functions it called from Python (each such call builds an uncached twin).
