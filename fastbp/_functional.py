@@ -11,7 +11,7 @@ from ._validation import (
     check_network,
     check_option,
     check_positive,
-    check_sample_weight,
+    check_training_weights,
     check_targets,
     check_X,
     check_Y,
@@ -98,9 +98,9 @@ def _prepare_training(coefs, intercepts, X, Y, activation, out_activation, loss,
                          "in; use a smaller alpha.")
     Y = check_Y(Y, X.shape[0], units[-1], X.dtype)
     check_targets(loss, Y, "Y")
-    sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    sample_weight, alpha = check_training_weights(sample_weight, X.shape[0], X.dtype, float(alpha))
     work = BACKENDS[backend].Workspace(units, X.shape[0], X.dtype)
-    return units, params, X, Y, sample_weight, work
+    return units, params, X, Y, sample_weight, alpha, work
 
 
 def loss_and_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activation="softmax",
@@ -141,7 +141,7 @@ def loss_and_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activa
     >>> loss, dw[0], db[0]
     (0.5, array([[-1.]]), array([-1.]))
     """
-    units, params, X, Y, sample_weight, work = _prepare_training(
+    units, params, X, Y, sample_weight, alpha, work = _prepare_training(
         coefs, intercepts, X, Y, activation, out_activation, loss, alpha, sample_weight, backend
     )
     value, grads = _loss_and_flat_gradients(
@@ -193,7 +193,7 @@ def check_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activatio
     >>> check_gradients(coefs, intercepts, X, Y, activation="tanh") < 1e-6
     True
     """
-    units, params, X, Y, sample_weight, work = _prepare_training(
+    units, params, X, Y, sample_weight, alpha, work = _prepare_training(
         coefs, intercepts, X, Y, activation, out_activation, loss, alpha, sample_weight, backend
     )
     if eps is None:

@@ -3,7 +3,6 @@ the compiled epoch (sgd, adam) or by L-BFGS on one compiled loss-and-gradient
 call per evaluation."""
 
 import copy
-import math
 import os
 import threading
 import warnings
@@ -44,7 +43,7 @@ from ._optimizers import Optimizer
 from ._params import n_params, pack, unpack, views_of
 from ._threads import ThreadGovernor, thread_limits
 from ._validation import (LayerCountError, check_cast_input, check_model_parameters, check_sample_weight,
-                          check_targets, check_Y)
+                          check_targets, check_Y, scale_weights)
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _NO_NORMS = np.empty(0)
@@ -220,37 +219,6 @@ def _check_alpha(alpha, coefs, sample_weight):
         f"overflows {dtype} once squared, as the solvers square it. Use a smaller alpha (or, continuing from "
         f"assigned weights, smaller ones: the largest |coefs_| is {max(float(np.abs(c).max()) for c in coefs):.3g})."
     )
-
-
-def _scaled_weights(sample_weight, alpha):
-    """(sample_weight, alpha), both times the same power of two 2^k, which
-    leaves every loss, gradient and so the model unchanged (a minibatch's
-    terms are divided by its weights' sum, the penalty ½ α ‖W‖² too), where
-    the smallest positive weight is below the dtype's smallest normal number
-    times 2^(mantissa bits) (2^-970 in float64, 2^-103 in float32): the
-    reciprocal of a minibatch's sum of subnormal weights overflows, and their
-    weighted errors keep few bits (scikit-learn's, divided rather than
-    multiplied, stay finite). Otherwise k = 0 and nothing changes. k is at
-    most what keeps the weights' total, and α 2^k, 2^8 below overflowing the
-    dtype: weights of too wide a range are scaled up as far as that allows
-    (a minibatch of subnormal weights alone may then still fail, as before)."""
-    finfo = np.finfo(sample_weight.dtype)
-    floor = math.log2(float(finfo.tiny)) + finfo.nmant
-    # One pass and no copy for the weights of every ordinary fit (all ones without sample_weight).
-    if sample_weight.min() >= 2.0**floor:
-        return sample_weight, alpha
-    positive = sample_weight[sample_weight > 0]
-    if positive.size == 0:
-        return sample_weight, alpha
-    k = math.ceil(floor - math.log2(float(positive.min())))
-    if k > 0:
-        k = min(k, math.floor(finfo.maxexp - 8 - math.log2(sample_weight.shape[0]) - math.log2(float(positive.max()))))
-    if k > 0 and alpha > 0:
-        # The kernels take alpha in the model's dtype.
-        k = min(k, math.floor(finfo.maxexp - 8 - math.log2(alpha)))
-    if k <= 0:
-        return sample_weight, alpha
-    return np.ldexp(sample_weight, k).astype(sample_weight.dtype, copy=False), math.ldexp(float(alpha), k)
 
 
 def _check_batch_weights(sample_weight, rows, batch_size):
@@ -493,7 +461,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         sample_weight = (np.ones(X.shape[0], dtype=dtype) if sample_weight is None
                          else np.require(sample_weight, dtype, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"]))
         _check_alpha(self.alpha, self.coefs_, sample_weight)
-        sample_weight, alpha = _scaled_weights(sample_weight, self.alpha)
+        sample_weight, alpha = scale_weights(sample_weight, self.alpha)
 
         if self.solver in _STOCHASTIC_SOLVERS:
             used = self._fit_stochastic(X, Y, sample_weight, alpha, units, incremental, fit_task, threads)

@@ -5,6 +5,7 @@ arrays: Numba compiles one version per layout and read-only flag, and a
 kernel cannot raise a readable error.
 """
 
+import math
 from numbers import Real
 
 import numpy as np
@@ -154,7 +155,7 @@ def check_Y(Y, n_samples, n_outputs, dtype):
     return Y
 
 
-def check_sample_weight(sample_weight, n_samples, dtype):
+def _weights(sample_weight, n_samples, dtype):
     if sample_weight is None:
         return np.ones(n_samples, dtype=dtype)
     sw = as_kernel_array(sample_weight, dtype, "sample_weight", 1)
@@ -162,6 +163,10 @@ def check_sample_weight(sample_weight, n_samples, dtype):
         raise ValueError(f"sample_weight has shape {sw.shape}, expected ({n_samples},).")
     if (sw < 0).any():
         raise ValueError("sample_weight contains negative values.")
+    return sw
+
+
+def _check_weight_sum(sw):
     with np.errstate(over="ignore"):
         total = sw.sum()
     if not total > 0:
@@ -171,6 +176,52 @@ def check_sample_weight(sample_weight, n_samples, dtype):
         raise ValueError(f"sample_weight sums to {float(total)!r} in {sw.dtype}, which the loss cannot be divided by; "
                          "rescale the weights.")
     return sw
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """sample_weight (None: ones) as a kernel array of dtype, refused unless
+    it is n_samples non-negative numbers with a finite, normal sum."""
+    return _check_weight_sum(_weights(sample_weight, n_samples, dtype))
+
+
+def check_training_weights(sample_weight, n_samples, dtype, alpha):
+    """(sample_weight, alpha) for a loss and its gradients: the weights checked
+    as by check_sample_weight after both are scaled by scale_weights, so that
+    weights too small for the dtype give the loss and gradients that their
+    scaled copies give exactly."""
+    sw, alpha = scale_weights(_weights(sample_weight, n_samples, dtype), alpha)
+    return _check_weight_sum(sw), alpha
+
+
+def scale_weights(sample_weight, alpha):
+    """(sample_weight, alpha), both times the same power of two 2^k, which
+    leaves every loss, gradient and so the model unchanged (a minibatch's
+    terms are divided by its weights' sum, the penalty ½ α ‖W‖² too), where
+    the smallest positive weight is below the dtype's smallest normal number
+    times 2^(mantissa bits) (2^-970 in float64, 2^-103 in float32): the
+    reciprocal of a minibatch's sum of subnormal weights overflows, and their
+    weighted errors keep few bits (scikit-learn's, divided rather than
+    multiplied, stay finite). Otherwise k = 0 and nothing changes. k is at
+    most what keeps the weights' total, and α 2^k, 2^8 below overflowing the
+    dtype: weights of too wide a range are scaled up as far as that allows
+    (a minibatch of subnormal weights alone may then still fail, as before)."""
+    finfo = np.finfo(sample_weight.dtype)
+    floor = math.log2(float(finfo.tiny)) + finfo.nmant
+    # One pass and no copy for the weights of every ordinary fit (all ones without sample_weight).
+    if sample_weight.min() >= 2.0**floor:
+        return sample_weight, alpha
+    positive = sample_weight[sample_weight > 0]
+    if positive.size == 0:
+        return sample_weight, alpha
+    k = math.ceil(floor - math.log2(float(positive.min())))
+    if k > 0:
+        k = min(k, math.floor(finfo.maxexp - 8 - math.log2(sample_weight.shape[0]) - math.log2(float(positive.max()))))
+    if k > 0 and alpha > 0:
+        # The kernels take alpha in the model's dtype.
+        k = min(k, math.floor(finfo.maxexp - 8 - math.log2(alpha)))
+    if k <= 0:
+        return sample_weight, alpha
+    return np.ldexp(sample_weight, k).astype(sample_weight.dtype, copy=False), math.ldexp(float(alpha), k)
 
 
 class LayerCountError(ValueError, IndexError):

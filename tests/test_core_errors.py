@@ -194,11 +194,38 @@ def test_sample_weight_of_wrong_shape_raises(case, name):
 
 
 @pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
-@pytest.mark.parametrize("weight", [1e308, 5e-324])
-def test_sample_weight_whose_sum_the_loss_cannot_divide_by_is_named(name, weight):
-    """Finite weights whose sum overflows gave a NaN loss and gradients; a
-    subnormal sum gave infinite gradients."""
-    _raises(name, r"sample_weight sums to", r"rescale", sample_weight=np.full(5, weight))
+def test_sample_weight_whose_sum_the_loss_cannot_divide_by_is_named(name):
+    """Finite weights whose sum overflows gave a NaN loss and gradients."""
+    _raises(name, r"sample_weight sums to", r"rescale", sample_weight=np.full(5, 1e308))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("alpha", [0.0, 2.0**-4])
+def test_subnormal_sample_weights_give_the_loss_and_gradients_of_their_scaled_copies(dtype, alpha):
+    """The loss and gradients do not change when the weights and alpha are
+    multiplied by one number. Weights down in the subnormals were refused
+    ("rescale the weights") where their sum was subnormal, and lost bits in
+    every weighted error where it was not; the estimators scale them by a
+    power of two, and so now does the functional API."""
+    coefs, intercepts, X, Y, options = _problem()
+    coefs, intercepts = [[a.astype(dtype) for a in arrays] for arrays in (coefs, intercepts)]
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    weights = np.array([1.0, 3.0, 0.5, 2.0, 7.0], dtype=dtype)
+    # 2^-1070 puts float64 weights 4 to 8 bits above the smallest subnormal, 2^-145 float32 ones;
+    # alpha 2^-4 then becomes the smallest subnormal, exactly.
+    shift = -1070 if dtype == np.float64 else -145
+    options = dict(options, alpha=alpha)
+    expected = fastbp.loss_and_gradients(coefs, intercepts, X, Y, **dict(options, sample_weight=weights))
+    tiny = np.ldexp(weights, shift).astype(dtype)
+    assert tiny.min() < np.finfo(dtype).tiny
+    scaled = dict(options, sample_weight=tiny, alpha=float(np.ldexp(alpha, shift)))
+    got = fastbp.loss_and_gradients(coefs, intercepts, X, Y, **scaled)
+    assert got[0] == pytest.approx(expected[0], rel=1e-12 if dtype == np.float64 else 1e-6)
+    for g, e in zip(got[1] + got[2], expected[1] + expected[2]):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, e, rtol=1e-12 if dtype == np.float64 else 1e-5, atol=0)
+    assert fastbp.check_gradients(coefs, intercepts, X, Y, **scaled) == pytest.approx(
+        fastbp.check_gradients(coefs, intercepts, X, Y, **dict(options, sample_weight=weights)), rel=1e-3)
 
 
 @pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
