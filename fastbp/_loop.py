@@ -108,7 +108,7 @@ def input_arrays(X, dtype):
         if X.format != "csr":
             # Before scipy's conversion reads them; a CSR's are checked below, as the kernels take them.
             check_sparse_structure(X)
-        X = X if X.format == "csr" and X.dtype == dtype else sp.csr_matrix(X, dtype=dtype)
+        X = as_csr(X, dtype)
         indices, indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
         _check_compressed(indices, indptr, X.data.shape[0], X.shape[0], X.shape[1], "csr")
         if not X.has_sorted_indices:
@@ -171,6 +171,16 @@ def check_sparse_structure(X):
                              f"{X.data.shape[0]} values.")
         if row.shape[0] and (row.min() < 0 or row.max() >= n_rows or col.min() < 0 or col.max() >= n_cols):
             raise ValueError(f"Malformed COO input: indices out of range for shape {X.shape}.")
+
+
+def as_csr(X, dtype):
+    """A sparse X, its index arrays checked (check_sparse_structure), as CSR of
+    dtype: X itself where it is one. Unsigned index arrays become int64 first:
+    scipy's CSR constructor warns on them ("non-integer dtype") and keeps them,
+    where scikit-learn's MLP takes them without a word."""
+    if X.format == "csr" and "u" in (X.indices.dtype.kind, X.indptr.dtype.kind):
+        X = sp.csr_matrix((X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64)), shape=X.shape)
+    return X if X.format == "csr" and X.dtype == dtype else sp.csr_matrix(X, dtype=dtype)
 
 
 def n_samples_of(inputs):
@@ -1164,10 +1174,10 @@ def predict(params, units, X, act_code, out_code, n_threads):
     if sp.issparse(X) and (X.format != "csr" or n_samples > PREDICT_CHUNK):
         # Before scipy converts or slices it (a single CSR chunk is checked as the kernels take it).
         check_sparse_structure(X)
-    if sp.issparse(X) and (X.format != "csr" or X.dtype != dtype):
+    if sp.issparse(X):
         # Converted once: each chunk is a row slice of it, and scipy slices no
         # matrix of a byte order other than the machine's.
-        X = sp.csr_matrix(X, dtype=dtype)
+        X = as_csr(X, dtype)
     with forward_threads(n_threads, units, dtype, sp.issparse(X), n_samples, min(n_samples, PREDICT_CHUNK),
                          BLOCK) as threads:
         for start in range(0, n_samples, PREDICT_CHUNK):

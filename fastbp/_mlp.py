@@ -589,7 +589,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         engine = BACKENDS[self.backend]
         inputs = engine.input_arrays(X, dtype)
         # The most stored values a minibatch can hold: its rows' counts at their largest.
-        max_nnz = int(np.sort(np.diff(sp.csr_matrix(X).indptr))[-batch_size:].sum()) if sp.issparse(X) else None
+        max_nnz = int(np.sort(np.diff(inputs.indptr))[-batch_size:].sum()) if sp.issparse(X) else None
         work = engine.Workspace(units, batch_size, dtype, gather=True, max_nnz=max_nnz, dropout=self.dropout > 0)
         # Drawn last and only with dropout on, so dropout=0.0 leaves scikit-learn's stream untouched.
         dropout_seed = self._random_state.randint(np.iinfo(np.int64).max, dtype=np.int64) if self.dropout > 0 else 0

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from ._activations import activate_rows, multiply_derivative_rows
 from ._losses import output_delta, sample_losses
 from ._dropout import NO_DROPOUT, dropout_factors, hidden_unit_offset
-from ._loop import check_sparse_structure
+from ._loop import as_csr, check_sparse_structure
 from ._optimizers import step_rate, update_slice
 from ._params import unpack
 from ._threads import thread_limits
@@ -24,7 +24,7 @@ def input_arrays(X, dtype):
     if sp.issparse(X):
         # scipy's products and conversions read the index arrays unchecked.
         check_sparse_structure(X)
-        return sp.csr_matrix(X, dtype=dtype)
+        return sp.csr_matrix(as_csr(X, dtype))
     return np.ascontiguousarray(X, dtype=dtype)
 
 

@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
 
 from fastbp import MLPClassifier, MLPRegressor
 
@@ -84,3 +85,31 @@ def test_an_all_empty_sparse_matrix_predicts_the_bias_path(shape):
     y = np.arange(shape[0]) % 2
     model = _fit(MLPClassifier, X, y, "adam")
     np.testing.assert_allclose(model.predict_proba(X), model.predict_proba(np.zeros(shape)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+@pytest.mark.parametrize("index_dtype", [np.uint32, np.uint64])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("data_dtype", [np.float64, np.float32])
+def test_unsigned_csr_index_arrays_train_and_predict_as_signed_ones_without_warnings(backend, index_dtype, solver,
+                                                                                     data_dtype):
+    """scipy's CSR constructor warns on unsigned index arrays ("non-integer
+    dtype"), which scikit-learn's MLP takes silently: fit, partial_fit and a
+    predict of several chunks warned up to four times and now say nothing.
+    (lbfgs trains float32 data in float64, converting X.)"""
+    X = sp.random(4200, 30, density=0.1, format="csr", random_state=0, dtype=data_dtype)
+    y = np.arange(4200) % 3
+    unsigned = X.copy()
+    unsigned.indices, unsigned.indptr = X.indices.astype(index_dtype), X.indptr.astype(index_dtype)
+    params = dict(hidden_layer_sizes=(5,), max_iter=2, random_state=0, backend=backend, solver=solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        expected = MLPClassifier(**params).fit(X, y)
+        model = MLPClassifier(**params).fit(unsigned, y)
+        if solver == "adam":
+            expected.partial_fit(X, y)
+            model.partial_fit(unsigned, y)
+        got = model.predict_proba(unsigned)
+    assert unsigned.indices.dtype == index_dtype
+    np.testing.assert_array_equal(got, expected.predict_proba(X))
