@@ -1,5 +1,5 @@
 """What ``import fastbp`` loads: nothing heavy until a name is used, and a fit's
-path without the plotting, Jacobian or warm-up code."""
+path without the plotting, Jacobian, interchange or warm-up code."""
 
 import subprocess
 import sys
@@ -17,8 +17,8 @@ def test_import_fastbp_loads_neither_scikit_learn_nor_numba_nor_matplotlib():
     assert loaded_after("import fastbp", modules) == "[]"
 
 
-def test_the_estimators_load_without_plotting_jacobian_or_warmup_code():
-    modules = ("matplotlib", "fastbp._display", "fastbp._jacobian", "fastbp._warmup")
+def test_the_estimators_load_without_plotting_jacobian_interchange_or_warmup_code():
+    modules = ("matplotlib", "fastbp._display", "fastbp._jacobian", "fastbp._interchange", "fastbp._warmup")
     assert loaded_after("from fastbp import MLPClassifier, MLPRegressor", modules) == "[]"
     # Each public name still loads on use.
     assert loaded_after("import fastbp; fastbp.jacobian", modules) == "['fastbp._jacobian']"
