@@ -6,7 +6,7 @@ down. The logistic's derivative is at most 1/4, so in a deep logistic
 network the gradients of the first layers are orders of magnitude smaller
 than those of the last (vanishing), and the network stays at chance.
 Scaling its weights by 3 amplifies the error more than saturation damps it
-here, yet the first layer still gets a ten-thousandth of the last one's
+here, yet the first layer still gets about 3e-4 of the last one's
 gradient. relu's derivative is 0 or 1, so the weights alone set the gain per
 layer: with the default (Glorot) scale the norms stay within a small factor
 across layers and the network trains; with the weights scaled by 3, each

@@ -166,7 +166,10 @@ def check_gradients(coefs, intercepts, X, Y, *, activation="relu", out_activatio
     Each parameter θ_i is moved by ±eps and (C(θ + eps e_i) − C(θ − eps e_i)) / 2 eps
     is compared with backprop's ∂C/∂θ_i, array by array (see :func:`relative_error`).
     That costs two forward passes per parameter: meant for small networks.
-    Central differences across a relu kink are wrong by construction.
+    Central differences across a relu kink are wrong by construction, and so
+    are those of a log-loss where a sample's probability of its true class is
+    below the clip (the dtype's machine epsilon, as in scikit-learn): the loss
+    is flat there, while backprop's output delta p − y, as scikit-learn's, is not.
 
     Parameters
     ----------
