@@ -44,6 +44,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--libs", default=",".join(LIBS), help="comma-separated subset of " + ",".join(LIBS))
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.libs.split(",")) - set(LIBS))
+    if unknown:
+        parser.error(f"--libs: unknown {', '.join(unknown)}; choose from {','.join(LIBS)}")
 
     all_threads = os.cpu_count()
     thread_counts = [all_threads] if args.quick else sorted({1, all_threads})

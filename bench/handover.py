@@ -9,7 +9,7 @@ put: the host had moved the two cores apart. Run it beside a bench run that
 looks off.
 """
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -51,4 +51,6 @@ def watch(seconds):
 
 
 if __name__ == "__main__":
-    watch(float(sys.argv[1]) if len(sys.argv) > 1 else 60)
+    parser = argparse.ArgumentParser(prog="python -m bench.handover", description=__doc__.splitlines()[0])
+    parser.add_argument("seconds", nargs="?", type=float, default=60.0, help="how long to watch (default 60)")
+    watch(parser.parse_args().seconds)
