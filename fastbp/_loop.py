@@ -174,8 +174,8 @@ def check_sparse_structure(X):
 
 
 def as_csr(X, dtype):
-    """A sparse X, its index arrays checked (check_sparse_structure), as CSR of
-    dtype: X itself where it is one. Unsigned index arrays become int64 first:
+    """A sparse X whose index arrays were checked (check_sparse_structure), as
+    CSR of dtype: X itself where it is one. Unsigned index arrays become int64 first:
     scipy's CSR constructor warns on them ("non-integer dtype") and keeps them,
     where scikit-learn's MLP takes them without a word."""
     if X.format == "csr" and "u" in (X.indices.dtype.kind, X.indptr.dtype.kind):
