@@ -403,6 +403,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+            # scikit-learn's check above refuses all-zero weights from 1.9 on; before, they
+            # reached _check_alpha, which named alpha.
+            if not sample_weight.any():
+                raise ValueError("Sample weights must contain at least one non-zero number.")
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._check_targets(y)

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import sklearn
 from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -22,12 +23,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
+from sklearn.utils.fixes import parse_version
 
 from fastbp import LossCurveDisplay, MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 SMALL = dict(hidden_layer_sizes=(9, 5), batch_size=32, random_state=0)
+SKLEARN_VERSION = parse_version(sklearn.__version__)
 
 
 def rel_diff(a_arrays, b_arrays):
@@ -332,7 +335,12 @@ INTERCHANGE_CASES = {
 }
 
 
-def _case(name, data):
+def _case(name, data, sklearn_fits=False):
+    """(class, X, y, parameters) of an interchange case; sklearn_fits: the
+    case's reference model is fitted by scikit-learn."""
+    if sklearn_fits and name == "clf-binary-early-stopping" and SKLEARN_VERSION < parse_version("1.9"):
+        # Its early stopping tests np.isnan on the string labels' predictions (fixed in 1.9).
+        pytest.skip("scikit-learn before 1.9 cannot early-stop a classifier of string labels")
     cls, key, params = INTERCHANGE_CASES[name]
     X, y = data[key]
     return cls, X, y, dict(SMALL, max_iter=6, **params)
@@ -375,7 +383,7 @@ def test_to_sklearn_is_the_same_fitted_model(name, data):
 
 @pytest.mark.parametrize("name", list(INTERCHANGE_CASES))
 def test_from_sklearn_is_the_same_fitted_model(name, data):
-    cls, X, y, params = _case(name, data)
+    cls, X, y, params = _case(name, data, sklearn_fits=True)
     sk_class = SkMLPClassifier if cls is MLPClassifier else SkMLPRegressor
     sk = sk_class(**params).fit(X, y)
     est = cls.from_sklearn(sk)
@@ -440,7 +448,7 @@ def test_to_sklearn_after_weights_of_other_widths_leaves_the_stale_optimizer_sta
 
 @pytest.mark.parametrize("name", ["clf-binary-early-stopping", "clf-lbfgs", "reg-adam"])
 def test_warm_start_after_from_sklearn_continues_as_sklearn(name, data):
-    cls, X, y, params = _case(name, data)
+    cls, X, y, params = _case(name, data, sklearn_fits=True)
     sk_class = SkMLPClassifier if cls is MLPClassifier else SkMLPRegressor
     sk = sk_class(**params).fit(X, y)
     est = cls.from_sklearn(sk)
