@@ -44,7 +44,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--libs", default=",".join(LIBS), help="comma-separated subset of " + ",".join(LIBS))
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.libs.split(",")) - set(LIBS))
+    libs = [name for name in args.libs.split(",") if name]
+    unknown = sorted(set(libs) - set(LIBS))
     if unknown:
         parser.error(f"--libs: unknown {', '.join(unknown)}; choose from {','.join(LIBS)}")
 
@@ -58,7 +59,7 @@ def main(argv=None):
               "load_average_start": machine.load_average(), "records": [], "skipped_libs": {}}
 
     for threads in thread_counts:
-        for lib in args.libs.split(","):
+        for lib in libs:
             if not available(lib):
                 result["skipped_libs"][lib] = "not installed (pip install -e '.[peers]')"
                 continue

@@ -174,11 +174,12 @@ def check_sparse_structure(X):
 
 
 def as_csr(X, dtype):
-    """A sparse X whose index arrays were checked (check_sparse_structure), as
-    CSR of dtype: X itself where it is one. Unsigned index arrays become int64 first:
-    scipy's CSR constructor warns on them ("non-integer dtype") and keeps them,
-    where scikit-learn's MLP takes them without a word."""
+    """A sparse X as CSR of dtype: X itself where it is one. A CSR's unsigned
+    index arrays are checked (check_sparse_structure) and made int64 first:
+    scipy's CSR constructor warns on them ("non-integer dtype") and keeps
+    them, where scikit-learn's MLP takes them without a word."""
     if X.format == "csr" and "u" in (X.indices.dtype.kind, X.indptr.dtype.kind):
+        check_sparse_structure(X)
         X = sp.csr_matrix((X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64)), shape=X.shape)
     return X if X.format == "csr" and X.dtype == dtype else sp.csr_matrix(X, dtype=dtype)
 
@@ -283,8 +284,9 @@ class Workspace:
             index_scratch=np.empty(max_nnz + units[0] + 1 if sparse else 0, dtype=np.int64),
             tasks=tasks,
             task_penalty=np.empty(len(tasks), dtype=np.float64),
-            # A row per share of region 2, the most there can be: a task uses its
-            # share's row only while it runs. A row per task would take n_0 / r rows.
+            # A row per share of region 2 (run_epoch runs no more shares than rows):
+            # a task uses its share's row only while it runs. A row per task would
+            # take n_0 / r rows.
             penalty_columns=np.empty((min(len(tasks), config.NUMBA_NUM_THREADS), int(units[1:].max())),
                                      dtype=np.float64),
         )
@@ -679,7 +681,9 @@ def _epoch(name, general):
                     if first.shape[0] > 0:
                         t += 1
                         step_size = step_rate(opt_code, step.learning_rate, beta_1, beta_2, t)
-                    n_shares = min(threads, tasks.shape[0])
+                    # At most a share per scratch row: sized by NUMBA_NUM_THREADS when the
+                    # workspace was made, which can differ from the pool's thread count.
+                    n_shares = min(threads, tasks.shape[0], penalty_columns.shape[0])
                 # Built in both phases, so that it is defined wherever the prange body sees it.
                 args_2 = (params, grads, coefs_t, coef_grads_t, units, tasks, task_penalty, penalty_columns, x, n_batch,
                           activations, deltas, col_data, col_rows, col_ptr, alpha, weight_sum, opt_code, first, second,
@@ -859,8 +863,9 @@ def check_call(params, units, inputs, Y, sample_weight, order, batch_size, terms
         most = int(np.sort(counts)[-batch_rows:].sum()) if gather else int(inputs.indptr[-1])
         _check_sizes(work.col_data.shape[0] >= most and work.index_scratch.shape[0] >= most + widths[0] + 1,
                      lambda: f"a workspace for fewer than the {most} stored values of a batch")
-    _check_sizes(not targets or work.penalty_columns.shape[0] >= min(threads, work.tasks.shape[0]),
-                 lambda: f"a workspace for {work.penalty_columns.shape[0]} threads, run on {threads}")
+    _check_sizes(not targets or (work.tasks.shape[0] > 0 and work.penalty_columns.shape[0] > 0
+                                 and work.penalty_columns.shape[1] >= max(widths[1:])),
+                 lambda: "a workspace without region 2's tasks or scratch")
     _check_sizes(terms_.dropout == 0.0 or work.undropped.shape[0] >= capacity * width,
                  lambda: "a workspace without dropout buffers")
     _check_sizes(step.first.shape[0] in (0, params.shape[0]) and step.second.shape == step.first.shape,

@@ -410,7 +410,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._check_targets(y)
-        sample_weight = self._weigh_classes(y, sample_weight)
+        sample_weight = self._weigh_classes(y, sample_weight, X.dtype)
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
 
@@ -482,7 +482,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _check_targets(self, y):
         """Hook for stricter target checks (the regressor's poisson loss)."""
 
-    def _weigh_classes(self, y, sample_weight):
+    def _weigh_classes(self, y, sample_weight, dtype):
         """Hook for the classifier's class_weight: the sample weights to train with."""
         return sample_weight
 
@@ -1266,10 +1266,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
-    def _weigh_classes(self, y, sample_weight):
+    def _weigh_classes(self, y, sample_weight, dtype):
         """sample_weight × the weight of each sample's class, by scikit-learn's
         compute_class_weight on the y of this call (the whole y given to fit,
-        before any early-stopping split); y is the binarized target."""
+        before any early-stopping split); y is the binarized target. In X's
+        dtype, as a sample_weight given to fit is: lbfgs trains float32 data
+        in float64, and float64 class weights made 'balanced' differ from
+        sample_weight=compute_sample_weight('balanced', y) there."""
         if self.class_weight is None:
             return sample_weight
         if self._label_binarizer.y_type_.startswith("multilabel"):
@@ -1284,8 +1287,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                                 sample_weight=sample_weight)
         class_weight = np.asarray(class_weight, dtype=np.float64)
         _check_class_weight(self.class_weight, self.classes_, class_weight)
-        weight = class_weight[index]
-        weight = weight if sample_weight is None else sample_weight * weight.astype(sample_weight.dtype)
+        weight = class_weight[index].astype(dtype)
+        weight = weight if sample_weight is None else sample_weight * weight
         if not weight.any():
             raise ValueError(
                 "Sample weights must contain at least one non-zero number. class_weight (times sample_weight, "

@@ -166,14 +166,21 @@ def _weights(sample_weight, n_samples, dtype):
     return sw
 
 
-def _check_weight_sum(sw):
+def _weight_sum(sw):
     with np.errstate(over="ignore"):
-        total = sw.sum()
+        return sw.sum()
+
+
+def _check_weight_sum(sw, given=None):
+    """sw, unless its sum is zero, infinite or subnormal; the message gives
+    the sum of `given`, the weights as the caller passed them (default sw)."""
+    total = _weight_sum(sw)
     if not total > 0:
         raise ValueError("sample_weight sums to zero; at least one sample must have a positive weight.")
     # The loss and its gradients divide by the sum: an infinite one made them NaN, a subnormal one infinite.
     if not (np.isfinite(total) and total >= np.finfo(sw.dtype).tiny):
-        raise ValueError(f"sample_weight sums to {float(total)!r} in {sw.dtype}, which the loss cannot be divided by; "
+        shown = total if given is None else _weight_sum(given)
+        raise ValueError(f"sample_weight sums to {float(shown)!r} in {sw.dtype}, which the loss cannot be divided by; "
                          "rescale the weights.")
     return sw
 
@@ -189,8 +196,9 @@ def check_training_weights(sample_weight, n_samples, dtype, alpha):
     as by check_sample_weight after both are scaled by scale_weights, so that
     weights too small for the dtype give the loss and gradients that their
     scaled copies give exactly."""
-    sw, alpha = scale_weights(_weights(sample_weight, n_samples, dtype), alpha)
-    return _check_weight_sum(sw), alpha
+    given = _weights(sample_weight, n_samples, dtype)
+    sw, alpha = scale_weights(given, alpha)
+    return _check_weight_sum(sw, given), alpha
 
 
 def scale_weights(sample_weight, alpha):

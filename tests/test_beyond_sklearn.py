@@ -73,8 +73,10 @@ def reg2():
     dict(solver="adam", max_iter=15, early_stopping=True, n_iter_no_change=100),
     dict(solver="lbfgs", max_iter=40),
 ], ids=["adam", "sgd", "adam-early-stopping", "lbfgs"])
-def test_class_weight_balanced_equals_balanced_sample_weight(params, imbalanced):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_class_weight_balanced_equals_balanced_sample_weight(params, dtype, imbalanced):
     X, y = imbalanced
+    X = X.astype(dtype)
     ours = MLPClassifier(class_weight="balanced", **SMALL, **params).fit(X, y)
     reference = MLPClassifier(**SMALL, **params).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
     diff = rel_diff(weights(ours), weights(reference))

@@ -194,9 +194,13 @@ def test_sample_weight_of_wrong_shape_raises(case, name):
 
 
 @pytest.mark.parametrize("name", ["loss_and_gradients", "check_gradients"])
-def test_sample_weight_whose_sum_the_loss_cannot_divide_by_is_named(name):
-    """Finite weights whose sum overflows gave a NaN loss and gradients."""
-    _raises(name, r"sample_weight sums to", r"rescale", sample_weight=np.full(5, 1e308))
+@pytest.mark.parametrize("weight, alpha, total", [(1e308, 0.0, "inf"), (5e-324, 1e300, "2.5e-323")])
+def test_sample_weight_whose_sum_the_loss_cannot_divide_by_is_named(name, weight, alpha, total):
+    """Finite weights whose sum overflows gave a NaN loss and gradients.
+    Subnormal ones are scaled up, alpha with them, as far as alpha allows:
+    beside alpha=1e300 not far enough, and the sum named is the one given."""
+    _raises(name, rf"sample_weight sums to {total} in float64", r"rescale", sample_weight=np.full(5, weight),
+            alpha=alpha)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

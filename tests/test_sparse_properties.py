@@ -113,3 +113,21 @@ def test_unsigned_csr_index_arrays_train_and_predict_as_signed_ones_without_warn
         got = model.predict_proba(unsigned)
     assert unsigned.indices.dtype == index_dtype
     np.testing.assert_array_equal(got, expected.predict_proba(X))
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_malformed_unsigned_csr_is_named_as_signed_csr_is(backend):
+    """A damaged CSR with uint32 index arrays got scipy's own words ("index
+    pointer should start with 0") from the loop backend's predict, where a
+    signed one gets fastbp's "Malformed CSR input"."""
+    X = sp.random(40, 6, density=0.3, format="csr", random_state=0)
+    model = MLPClassifier((3,), max_iter=1, random_state=0, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, np.arange(40) % 2)
+    damaged = X.copy()
+    damaged.indices, damaged.indptr = X.indices.astype(np.uint32), X.indptr.astype(np.uint32)
+    damaged.indptr[0] = 1
+    for call in (model.predict_proba, lambda X: model.fit(X, np.arange(40) % 2)):
+        with pytest.raises(ValueError, match="Malformed CSR input"):
+            call(damaged)

@@ -180,22 +180,53 @@ def test_a_workspace_with_a_short_loss_buffer_is_refused_before_the_compiled_cod
 
 
 
-def test_region_2_scratch_is_a_row_per_thread_and_a_short_one_is_refused():
+def test_region_2_scratch_is_a_row_per_thread_and_caps_the_shares():
     """Region 2's column-sum scratch is one row per share, not per task: a very
     wide input meeting a wide layer (65554 tasks here) would take gibibytes.
-    A Buffers with fewer rows than the call runs shares is refused."""
+    Given fewer rows than threads, region 2 runs fewer shares, with the same
+    bits; a Buffers without the rows or their width is refused."""
     wide = _loop.Workspace([2**20, 64, 1000], 8, np.float32, max_nnz=0)
     assert len(wide.tasks) > 60000
     assert wide.penalty_columns.shape == (min(len(wide.tasks), numba_config.NUMBA_NUM_THREADS), 1000)
-    units = np.array([5, 4, 3])
-    params = np.zeros(5 * 4 + 4 * 3 + 4 + 3)
-    work = _loop.Workspace(units, 60, np.float64)
-    short = work.buffers._replace(penalty_columns=np.empty((1, 4)))
-    args = (params, units, _loop.input_arrays(X, np.float64), np.zeros((60, 3)), np.ones(60), _loop._NO_ROWS, 60,
-            _loop.terms((3, 4, 1)), np.empty_like(params))
-    _loop.check_call(*args, short, _loop.no_step(np.float64), 1, _loop._NO_NORMS)
-    with pytest.raises(ValueError, match="a workspace for 1 threads, run on 2"):
-        _loop.check_call(*args, short, _loop.no_step(np.float64), 2, _loop._NO_NORMS)
+    units = np.array([5, 40, 3])
+    params = np.random.default_rng(0).normal(size=5 * 40 + 40 * 3 + 40 + 3)
+    inputs = _loop.input_arrays(X, np.float64)
+    Y = np.eye(3)[np.arange(60) % 3]
+    args = (params, units, inputs, Y, np.ones(60), _loop._NO_ROWS, 60, _loop.terms((3, 4, 1), 1e-3, 1e-16))
+    results = []
+    for rows, threads in ((2, 1), (1, 2), (2, 2)):
+        work = _loop.Workspace(units, 60, np.float64).buffers._replace(penalty_columns=np.empty((rows, 40)))
+        grads = np.empty_like(params)
+        loss = _loop._run(*args, grads, work, _loop.no_step(np.float64), _loop._NO_NORMS, threads=threads)[0]
+        results.append((loss, grads))
+    for loss, grads in results[1:]:
+        assert loss == results[0][0]
+        np.testing.assert_array_equal(grads, results[0][1])
+    for scratch in (np.empty((0, 40)), np.empty((2, 39))):
+        work = _loop.Workspace(units, 60, np.float64).buffers._replace(penalty_columns=scratch)
+        with pytest.raises(ValueError, match="a workspace without region 2's tasks or scratch"):
+            _loop.check_call(*args, np.empty_like(params), work, _loop.no_step(np.float64), 1, _loop._NO_NORMS)
+
+
+def test_numba_num_threads_lowered_after_numba_started_leaves_the_functional_api_working():
+    """NUMBA_NUM_THREADS set after Numba has compiled something: the workspace
+    then has scratch for that many threads, and the pool still runs all of
+    its own. loss_and_gradients raised 'a workspace for 1 threads, run on 2'."""
+    code = textwrap.dedent("""
+        import os, numba, numpy as np
+        numba.njit(lambda x: x + 1)(1)
+        os.environ["NUMBA_NUM_THREADS"] = "1"
+        import fastbp
+        rng = np.random.default_rng(0)
+        coefs, intercepts = [rng.normal(size=(3, 40)), rng.normal(size=(40, 2))], [np.zeros(40), np.zeros(2)]
+        X, Y = rng.normal(size=(50, 3)), np.eye(2)[rng.integers(0, 2, 50)]
+        print(repr(fastbp.loss_and_gradients(coefs, intercepts, X, Y)[0]))
+    """)
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_NUM_THREADS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert np.isfinite(float(result.stdout.strip().removeprefix("np.float64(").rstrip(")")))
+
 
 # Every public path in both backends and dtypes, then the compiled-only
 # functions it called from Python (each such call builds an uncached twin).
